@@ -1,0 +1,38 @@
+"""Immutable values for what one poll saw of one pool.
+
+The API client turns pool documents into `PoolSnapshot`s; derivation diffs them into events.
+Times are timezone-aware UTC datetimes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from policies.settings import ElasticSettings
+
+STATES = ("UnSubmitted", "Submitted", "PartiallyDispatched", "FullyDispatched", "PartiallyExecuting",
+          "FullyExecuting", "Closing", "Closed", "Failure", "PendingDelete")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    uuid: str
+    name: str
+    state: str
+    shortname: str | None = None
+    profile: str | None = None
+    previous_state: str | None = None
+    state_transition_time: datetime | None = None
+    previous_state_transition_time: datetime | None = None
+    creation_date: datetime | None = None
+    last_modified: datetime | None = None
+    instance_count: int = 0
+    running_instance_count: int = 0
+    running_core_count: int = 0
+    queued_or_running_task_instances: int = 0
+    execution_time_seconds: float = 0.0
+    elastic: ElasticSettings | None = None
+    tags: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()      # sorted (key, value) pairs: hashable and ordered
+    errors: tuple[str, ...] = ()                  # error messages as the API reports them
+    cpu_usage: tuple[tuple[str, float], ...] = ()  # (instanceId, cpuUsage) where the API gives it
