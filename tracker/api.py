@@ -1,0 +1,228 @@
+"""The Qarnot REST API client: what the tracker reads and the one write it makes.
+
+Speaks the API exactly as the official SDK does (bare-token `Authorization` header, paginated pool
+listing, whole-document `PUT` to commit elastic settings), and turns every failure into one of these
+typed errors, each with a short `.reason` and a one-line message that never contains the token:
+
+    ApiError
+     +-- AuthError           401/403: the token is wrong or revoked
+     +-- PoolNotFound        404 on a pool
+     +-- MalformedResponse   the body is not JSON, or not the shape the API documents
+     +-- ApiUnavailable      429/5xx/connection trouble outlasted the retry budget
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import httpx
+import orjson
+import tenacity
+
+from policies.settings import ElasticSettings
+from tracker.parse import BadDocument, parse_pool
+from tracker.snapshot import PoolSnapshot
+
+DEFAULT_URL = "https://api.qarnot.com"
+TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+# What the SDK's `Pool._to_json()` sends on `commit()`, read back from the pool's own document.
+SDK_POOL_FIELDS = ("name", "profile", "constants", "forcedConstants", "constraints", "instanceCount", "tags",
+                   "preparationTask", "taskDefaultWaitForPoolResourcesSynchronization", "labels", "shortname",
+                   "advancedResourceBuckets", "autoDeleteOnCompletion", "completionTimeToLive",
+                   "hardwareConstraints", "defaultResourcesCacheTTLSec", "privileges", "defaultRetrySettings",
+                   "maxTimeQueueSeconds", "schedulingType", "targetedReservedMachineKey", "projectUuid")
+
+
+class ApiError(Exception):
+    reason = "api_error"
+
+
+class AuthError(ApiError):
+    reason = "unauthorized"
+
+
+class PoolNotFound(ApiError):
+    reason = "not_found"
+
+
+class MalformedResponse(ApiError):
+    reason = "malformed"
+
+
+class ApiUnavailable(ApiError):
+    reason = "unavailable"
+
+
+class _Transient(Exception):
+    """A failure worth retrying; `reason` feeds metrics ("503", "429", "connect", "timeout")."""
+
+    def __init__(self, reason: str, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.reason, self.retry_after = reason, retry_after
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential back-off with jitter, bounded in attempts and in total time."""
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    give_up_after_seconds: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+class QarnotClient:
+    """Synchronous client; `transport=` lets tests serve fake responses through the front door."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None, retry: RetryPolicy = RetryPolicy(),
+                 on_retry: Callable[[str], None] | None = None, page_size: int = 1000,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if not token:
+            raise AuthError("no API token: set QARNOT_CLIENT_TOKEN or the config's token_file")
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers={"Authorization": token},
+                                  timeout=timeout, transport=transport)
+        self._retry, self._on_retry, self._sleep = retry, on_retry, sleep
+        self.page_size = page_size
+
+    @classmethod
+    def from_env(cls, **overrides) -> "QarnotClient":
+        """The SDK's own variables: QARNOT_CLUSTER_URL, QARNOT_CLIENT_TOKEN, QARNOT_CLUSTER_TIMEOUT."""
+        kwargs = dict(base_url=os.environ.get("QARNOT_CLUSTER_URL", DEFAULT_URL),
+                      token=os.environ.get("QARNOT_CLIENT_TOKEN", ""),
+                      timeout=float(os.environ.get("QARNOT_CLUSTER_TIMEOUT", 30)))
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def list_pools(self, tags: Sequence[str] = ()) -> list[PoolSnapshot]:
+        """Every pool, following `nextToken` while `isTruncated` (the SDK's `all_pools`)."""
+        pools, token, seen_tokens = [], None, set()
+        while True:
+            body = {"filter": _tags_filter(tags), "token": token, "maximumResults": self.page_size}
+            page = self._json("POST", "/pools/paginate", json=body)
+            data = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(data, list):
+                raise MalformedResponse("pool page has no 'data' list: the API answered an unexpected shape")
+            pools.extend(_parse(doc) for doc in data)
+            token = page.get("nextToken")
+            if not (page.get("isTruncated") and token):
+                return pools
+            if token in seen_tokens:
+                raise MalformedResponse("pool pages loop: the API repeated a page token")
+            seen_tokens.add(token)
+
+    def get_pool_document(self, uuid: str) -> dict:
+        doc = self._json("GET", f"/pools/{uuid}")
+        if not isinstance(doc, dict):
+            raise MalformedResponse(f"pool {uuid}: the API answered {type(doc).__name__}, not an object")
+        return doc
+
+    def get_pool(self, uuid: str) -> PoolSnapshot:
+        return _parse(self.get_pool_document(uuid))
+
+    # -- the one write --------------------------------------------------------------------------
+    def commit_elastic(self, uuid: str, settings: ElasticSettings) -> PoolSnapshot:
+        """Send new elastic settings the way the SDK's `Pool.commit()` does, then read them back."""
+        doc = self.get_pool_document(uuid)
+        body = {key: doc[key] for key in SDK_POOL_FIELDS if key in doc}
+        body["elasticProperty"] = settings.validated().to_api()
+        self._request("PUT", f"/pools/{uuid}", json=body)
+        return self.get_pool(uuid)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "QarnotClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _json(self, method: str, path: str, **kwargs):
+        response = self._request(method, path, **kwargs)
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise MalformedResponse(f"{method} {path}: the API answered invalid JSON "
+                                    f"({len(response.content)} bytes); retry later or report it") from None
+
+    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            stop=(tenacity.stop_after_attempt(self._retry.max_attempts)
+                  | tenacity.stop_after_delay(self._retry.give_up_after_seconds)),
+            wait=lambda state: self._retry.delay(state.attempt_number, state.outcome.exception().retry_after),
+            before_sleep=self._note_retry, sleep=self._sleep, reraise=True)
+        try:
+            return retrying(self._once, method, path, **kwargs)
+        except _Transient as exc:
+            raise ApiUnavailable(f"{method} {path}: {exc} (gave up after retries; "
+                                 "check QARNOT_CLUSTER_URL and the service status)") from None
+
+    def _note_retry(self, state: tenacity.RetryCallState) -> None:
+        if self._on_retry is not None:
+            self._on_retry(state.outcome.exception().reason)
+
+    def _once(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise _Transient("timeout", f"no answer from {self.base_url} within the timeout") from None
+        except httpx.TransportError as exc:
+            raise _Transient("connect", f"cannot reach {self.base_url} ({type(exc).__name__})") from None
+        status = response.status_code
+        if status < 400:
+            return response
+        message = _error_message(response)
+        if status in TRANSIENT_STATUSES:
+            raise _Transient(str(status), f"HTTP {status} {message}", _retry_after(response))
+        if status in (401, 403):
+            raise AuthError(f"HTTP {status}: the API refused the token ({message}); "
+                            "set a valid QARNOT_CLIENT_TOKEN")
+        if status == 404:
+            raise PoolNotFound(f"{method} {path}: not found ({message})")
+        raise ApiError(f"{method} {path}: HTTP {status} {message}")
+
+
+def _parse(doc: object) -> PoolSnapshot:
+    try:
+        return parse_pool(doc)
+    except BadDocument as exc:
+        raise MalformedResponse(f"unreadable pool document: {exc}") from None
+
+
+def _tags_filter(tags: Sequence[str]) -> dict | None:
+    """The SDK's tag filter (`tags` means any of them)."""
+    if not tags:
+        return None
+    if len(tags) == 1:
+        return {"operator": "Equal", "field": "Tags", "value": tags[0]}
+    return {"operator": "Or", "filters": [
+        {"field": "Tags", "value": tag, "operator": "Equal"} for tag in tags]}
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = orjson.loads(response.content)
+        if isinstance(body, dict):
+            return str(body.get("message") or body.get("error") or "")[:200]
+    except orjson.JSONDecodeError:
+        pass
+    return response.text[:200]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
