@@ -33,7 +33,7 @@ INF = math.inf
 DEFAULT_STARTUP_DELAY = 60.0
 _EPS = 1e-9
 
-ChangeHook = Callable[[float, str, int, int], None]  # (at, "ready" | "busy" | "queued", old, new)
+ChangeHook = Callable[[float, str, int, int], None]  # (at, "ready"|"starting"|"busy"|"queued", old, new)
 
 
 class PoolModel:
@@ -59,7 +59,8 @@ class PoolModel:
         self.on_change = on_change
         self._origin = self.now      # tick grid origin
         self._next_tick = self.now   # next tick that may change something
-        self._pending: deque = deque()  # future arrivals [at, n, duration]
+        self._pending: list = []        # heap of future arrivals (at, seq, n, duration)
+        self._seq = 0
         self._queue: deque = deque()    # waiting instances [submitted_at, n, duration], FIFO
         self._ends: list = []           # heap of (end_time, n) for running instances
         self._boots: deque = deque()    # (ready_at, n) for starting slots, in time order
@@ -72,9 +73,10 @@ class PoolModel:
         """Queue `instances` task instances of `duration` seconds arriving at `at` (non-decreasing)."""
         if instances <= 0 or self.draining:
             return
-        if at < self.now - _EPS or (self._pending and at < self._pending[-1][0]):
-            raise ValueError(f"arrivals must come in time order: {at} is before the model's time")
-        self._pending.append([max(at, self.now), int(instances), max(0.0, float(duration))])
+        if at < self.now - _EPS:
+            raise ValueError(f"arrival at {at} is before the model's time {self.now}")
+        self._seq += 1
+        heapq.heappush(self._pending, (max(at, self.now), self._seq, int(instances), max(0.0, float(duration))))
 
     def set_settings(self, at: float, settings: ElasticSettings) -> None:
         """New elastic settings take effect at `at`; the tick grid restarts there."""
@@ -124,7 +126,7 @@ class PoolModel:
                 n = 0
                 while boots and boots[0][0] <= t:
                     n += boots.popleft()[1]
-                self.starting -= n
+                self._set("starting", self.starting - n)
                 self._set("ready", self.ready + n)
                 self._add_idle(n)
                 changed = True
@@ -138,10 +140,9 @@ class PoolModel:
             if pending and pending[0][0] <= t:
                 n = 0
                 while pending and pending[0][0] <= t:
-                    arrival = pending.popleft()
-                    arrival[0] = t
-                    queue.append(arrival)
-                    n += arrival[1]
+                    _, _, count, duration = heapq.heappop(pending)
+                    queue.append([t, count, duration])
+                    n += count
                 self._set("queued", self.queued + n)
                 changed = True
             if changed:
@@ -227,7 +228,7 @@ class PoolModel:
         self._next_tick = INF
         if target > current:
             n = math.ceil(s.resize_factor * (target - current) - _EPS)
-            self.starting += n
+            self._set("starting", self.starting + n)
             self._boots.append((now + self.startup_delay, n))
             self._next_tick = now + period
         elif target < current:

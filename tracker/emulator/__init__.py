@@ -1,0 +1,82 @@
+"""A faithful Qarnot API emulator on 127.0.0.1, for the demo, integration tests and back-testing.
+
+    with Emulator.running(pools=50, seed=1, speed=60.0, token="t0k") as emu:
+        emu.url, emu.token, emu.cluster   # cluster: ground truth, pools, sim clock
+        emu.faults.set(Faults(server_errors=0.2))
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Callable, Iterator
+
+import uvicorn
+
+from tracker.emulator.app import build_app
+from tracker.emulator.cluster import Cluster, SimClock
+from tracker.emulator.faults import FaultPlan, Faults
+
+__all__ = ["Emulator", "Faults", "Cluster", "SimClock"]
+
+
+class _HideDeliberateDrops(logging.Filter):
+    """The dropped-connection fault hangs up on purpose; uvicorn need not report it as an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_HideDeliberateDrops())
+
+
+class Emulator:
+    """The emulated cluster served by uvicorn in a background thread."""
+
+    def __init__(self, *, pools: int = 20, seed: int = 0, speed: float = 1.0, token: str = "emulator-token",
+                 host: str = "127.0.0.1", port: int = 0, faults: Faults | None = None,
+                 startup_delay: float = 60.0, clock: Callable[[], float] | None = None) -> None:
+        self.token = token
+        self.clock = clock or SimClock(speed)
+        self.cluster = Cluster(self.clock, startup_delay=startup_delay)
+        self.cluster.populate(pools, seed, self.clock())
+        self.faults = FaultPlan(faults)
+        config = uvicorn.Config(build_app(self.cluster, token, self.faults), host=host, port=port,
+                                log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+        self.host, self.port = host, port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "Emulator":
+        self._thread = threading.Thread(target=self._server.run, name="qarnot-emulator", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the emulator could not listen on {self.host}:{self.port} (port in use?)")
+            time.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def serve_forever(self) -> None:
+        """Serve in the foreground until Ctrl-C / SIGTERM (uvicorn handles the signals)."""
+        self._server.run()
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, **kwargs) -> Iterator["Emulator"]:
+        emulator = cls(**kwargs).start()
+        try:
+            yield emulator
+        finally:
+            emulator.stop()

@@ -1,0 +1,230 @@
+"""The emulator's HTTP face: the Qarnot API paths the SDK and the tracker call, plus `/_emulator/*` controls.
+
+Endpoints are `async` so they all run on the server's one event loop, one request at a time.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid as uuidlib
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from policies.settings import ElasticSettings, InvalidSettings
+from tracker.emulator.cluster import Cluster, parse_settings
+from tracker.emulator.documents import pool_document
+from tracker.emulator.faults import FaultPlan, Faults
+
+MAX_PAGE = 1000
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers=headers, media_type="application/json")
+
+
+def error(status: int, message: str) -> Response:
+    return json_response({"message": message}, status)
+
+
+def encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"pools:{offset}".encode()).decode()
+
+
+def decode_token(token: str | None) -> int:
+    if token is None:
+        return 0
+    try:
+        kind, offset = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        assert kind == "pools"
+        return int(offset)
+    except Exception:
+        raise ValueError("invalid pagination token") from None
+
+
+def matches(pool, node: dict | None) -> bool:
+    """The API's filter tree (Equal / NotEqual / In / And / Or on Tags, Name, State, Profile)."""
+    if not node:
+        return True
+    op = node.get("operator")
+    if op in ("And", "Or"):
+        results = (matches(pool, child) for child in node.get("filters") or ())
+        return all(results) if op == "And" else any(results)
+    values = {"Tags": pool.tags, "Name": [pool.name], "State": [pool.state], "Profile": [pool.profile]}
+    present = node.get("value") in values.get(node.get("field"), ())
+    return {"Equal": present, "In": present, "NotEqual": not present}.get(op, False)
+
+
+def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
+    async def body_of(request: Request):
+        raw = await request.body()
+        try:
+            return orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            raise ValueError("request body is not JSON") from None
+
+    async def settings(_):
+        return json_response({"storage": None})
+
+    async def info(_):
+        return json_response({"email": "emulator@127.0.0.1", "maxPool": -1, "poolCount": len(cluster.pools),
+                              "taskCount": len(cluster.tasks), "runningCoreCount": 0})
+
+    async def create_pool(request):
+        body = await body_of(request)
+        count = int(body.get("instanceCount") or 1)
+        static = ElasticSettings(count, count, 0, 0, 1.0, 90, is_elastic=False)
+        elastic = body.get("elasticProperty") or {}
+        chosen = parse_settings(elastic, static) if elastic.get("isElastic") else static
+        extra = {k: v for k, v in body.items() if k not in ("name", "profile", "tags", "labels", "shortname",
+                                                           "elasticProperty", "instanceCount")}
+        pool = cluster.create_pool(body.get("name") or "pool", body.get("profile") or "docker-batch", chosen,
+                                   tags=body.get("tags") or [], labels=body.get("labels") or {},
+                                   shortname=body.get("shortname"), extra=extra)
+        return json_response({"uuid": pool.uuid})
+
+    async def paginate(request):
+        body = await body_of(request)
+        limit = min(int(body.get("maximumResults") or 50), MAX_PAGE)
+        if limit < 1:
+            return error(400, "maximumResults must be at least 1")
+        offset = decode_token(body.get("token"))
+        now = cluster.clock()
+        with cluster.lock:
+            pools = [p for p in cluster.all_pools(now) if matches(p, body.get("filter"))]
+            page = [pool_document(p, now) for p in pools[offset:offset + limit]]
+        more = offset + limit < len(pools)
+        return json_response({"data": page, "token": body.get("token"),
+                              "nextToken": encode_token(offset + limit) if more else None, "isTruncated": more})
+
+    def find(request):
+        pool = cluster.pool(request.path_params["uuid"])
+        if pool is None:
+            raise LookupError(f"pool {request.path_params['uuid']} not found")
+        return pool
+
+    async def pool_endpoint(request):
+        pool = find(request)
+        if request.method == "GET":
+            return json_response(pool_document(pool, cluster.clock()))
+        if request.method == "DELETE":
+            cluster.delete_pool(pool.uuid)
+            return Response(status_code=200)
+        body = await body_of(request)  # PUT: the SDK's commit(), whole document
+        cluster.set_settings(pool.uuid, parse_settings(body.get("elasticProperty"), pool.settings))
+        return Response(status_code=200)
+
+    async def close_pool(request):
+        cluster.close_pool(find(request).uuid)
+        return Response(status_code=200)
+
+    async def submit_task(request):
+        body = await body_of(request)
+        pool = cluster.pool(body.get("poolUuid") or "")
+        if pool is None:
+            return error(404, "the task's poolUuid names no pool")
+        constants = {c.get("key"): c.get("value") for c in body.get("constants") or ()}
+        duration = float(constants.get("EMULATOR_DURATION_SECONDS", 300))
+        count = int(body.get("instanceCount") or 1)
+        cluster.submit_task(pool.uuid, count, duration)
+        task_id = str(uuidlib.uuid4())
+        cluster.tasks[task_id] = {**body, "uuid": task_id, "state": "Submitted", "instanceCount": count,
+                                  "poolUuid": pool.uuid}
+        return json_response({"uuid": task_id})
+
+    async def get_task(request):
+        task = cluster.tasks.get(request.path_params["uuid"])
+        return json_response(task) if task else error(404, "task not found")
+
+    async def ground_truth(request):
+        since = int(request.query_params.get("since", 0))
+        with cluster.lock:
+            records = list(cluster.ground_truth)[since:]
+        return json_response([[t.at, t.pool, t.kind, t.old, t.new] for t in records])
+
+    async def control_faults(request):
+        if request.method == "POST":
+            try:
+                faults.set(Faults.from_dict(await body_of(request)))
+            except (TypeError, ValueError) as exc:
+                return error(400, str(exc))
+        return json_response(faults.faults.to_dict())
+
+    async def state(_):
+        return json_response({"now": cluster.clock(), "pools": len(cluster.pools)})
+
+    routes = [
+        Route("/settings", settings), Route("/info", info),
+        Route("/pools", create_pool, methods=["POST"]),
+        Route("/pools/paginate", paginate, methods=["POST"]),
+        Route("/pools/summaries/paginate", paginate, methods=["POST"]),
+        Route("/pools/{uuid}", pool_endpoint, methods=["GET", "PUT", "DELETE"]),
+        Route("/pools/{uuid}/close", close_pool, methods=["POST"]),
+        Route("/tasks", submit_task, methods=["POST"]),
+        Route("/tasks/{uuid}", get_task),
+        Route("/_emulator/ground-truth", ground_truth),
+        Route("/_emulator/faults", control_faults, methods=["GET", "POST"]),
+        Route("/_emulator/state", state),
+    ]
+    app = Starlette(routes=routes, exception_handlers={
+        LookupError: lambda request, exc: error(404, str(exc).strip("'")),
+        ValueError: lambda request, exc: error(400, str(exc)),
+        InvalidSettings: lambda request, exc: error(400, f"invalid elasticProperty: {exc}"),
+    })
+    return FaultyAuthApp(app, token, faults)
+
+
+class FaultyAuthApp:
+    """ASGI wrapper: checks the token, then injects the planned fault, on the Qarnot paths only."""
+
+    def __init__(self, app, token: str, faults: FaultPlan) -> None:
+        self.app, self.token, self.faults = app, token, faults
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"].startswith("/_emulator/"):
+            return await self.app(scope, receive, send)
+        fault = self.faults.next(is_page=scope["path"].endswith("/paginate"))
+        latency = self.faults.faults.latency_seconds
+        if latency:
+            await asyncio.sleep(latency)
+        headers = dict(scope["headers"])
+        if fault == "unauthorized" or headers.get(b"authorization", b"").decode() != self.token:
+            return await error(401, "Unauthorized: invalid or revoked token")(scope, receive, send)
+        if fault in ("500", "502", "503"):
+            return await error(int(fault), "emulated server error")(scope, receive, send)
+        if fault == "429":
+            retry = str(self.faults.faults.retry_after_seconds)
+            return await json_response({"message": "Too many requests"}, 429,
+                                       {"Retry-After": retry})(scope, receive, send)
+        if fault == "drop":  # announce a body, send a sliver of it, hang up
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+            await send({"type": "http.response.body", "body": b'{"data": [', "more_body": True})
+            return
+        if fault in ("malformed", "truncated"):
+            return await self.app(scope, receive, _mangling(send, fault))
+        return await self.app(scope, receive, send)
+
+
+def _mangling(send, fault: str):
+    """Wrap `send` so a successful answer's body arrives broken but with a consistent length."""
+    state = {}
+
+    async def mangled(message):
+        if message["type"] == "http.response.start":
+            state["start"] = message
+            return
+        body = message.get("body", b"")
+        start = state.pop("start", None)
+        if start is not None:
+            if start["status"] == 200:
+                body = body[: len(body) // 2] if fault == "truncated" else b"<html>Bad Gateway</html>"
+            headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+        await send({**message, "body": body})
+
+    return mangled

@@ -1,0 +1,260 @@
+"""The simulated Qarnot cluster behind the emulator: pools, their lifecycle, and the ground truth.
+
+Each pool runs the shared elastic model (`policies.model.PoolModel`) under a seeded workload, in
+simulated time (`SimClock`: real time multiplied by `speed`). Pools advance lazily when they are read,
+which gives the same history as advancing them eagerly because the model is deterministic.
+
+Every real change (state, ready/starting slots, busy and queued instances) lands in `ground_truth`, so
+tests can compare what a tracker recorded with what really happened. `executionTime` is the integral of
+`runningCoreCount` over time (ready slots x cores per slot), exact at any instant via `execution_seconds`.
+"""
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid as uuidlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from policies.model import PoolModel
+from policies.settings import ElasticSettings, InvalidSettings
+from policies.workload import HOUR, PATTERNS, Workload
+
+PROFILES = {"docker-batch": 4, "docker-batch-large": 16, "docker-nvidia": 8}  # profile -> cores per slot
+DISPATCH_STEPS = (("PartiallyDispatched", 5.0), ("FullyDispatched", 15.0))    # state, seconds after creation
+
+
+class SimClock:
+    """Simulated seconds since the epoch: starts at real time and runs `speed` times faster."""
+
+    def __init__(self, speed: float = 1.0, start: float | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.speed, self._monotonic = float(speed), monotonic
+        self.start = time.time() if start is None else float(start)
+        self._t0 = monotonic()
+
+    def __call__(self) -> float:
+        return self.start + (self._monotonic() - self._t0) * self.speed
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """One real change: state transitions use `old`/`new` state names, counts use integers."""
+    at: float
+    pool: str
+    kind: str          # "state" | "ready" | "starting" | "busy" | "queued" | "deleted"
+    old: object
+    new: object
+
+
+@dataclass
+class EmulatedPool:
+    uuid: str
+    name: str
+    profile: str
+    settings: ElasticSettings
+    created: float
+    model: PoolModel
+    workload: Workload | None = None
+    tags: list = field(default_factory=list)
+    labels: dict = field(default_factory=dict)
+    shortname: str | None = None
+    state: str = "Submitted"
+    previous_state: str | None = None
+    transition_time: float = 0.0
+    previous_transition_time: float | None = None
+    last_modified: float = 0.0
+    end_date: float | None = None
+    errors: list = field(default_factory=list)
+    fail_at: float | None = None
+    close_at: float | None = None
+    fed_until: float = 0.0
+    extra: dict = field(default_factory=dict)   # document fields the emulator stores but does not interpret
+
+    @property
+    def cores_per_slot(self) -> int:
+        return PROFILES.get(self.profile, 4)
+
+    def execution_seconds(self) -> float:
+        return self.model.slot_seconds * self.cores_per_slot
+
+
+class Cluster:
+    """All pools and tasks of one emulated account; thread-safe (one lock around every operation)."""
+
+    def __init__(self, clock: Callable[[], float], *, startup_delay: float = 60.0,
+                 truth_limit: int = 2_000_000) -> None:
+        self.clock = clock
+        self.startup_delay = startup_delay
+        self.pools: dict[str, EmulatedPool] = {}
+        self.tasks: dict[str, dict] = {}
+        self.ground_truth: deque[Truth] = deque(maxlen=truth_limit)
+        self.lock = threading.RLock()
+
+    # -- building ---------------------------------------------------------------------------------
+    def create_pool(self, name: str, profile: str, settings: ElasticSettings, *, at: float | None = None,
+                    workload: Workload | None = None, tags=(), labels=None, shortname=None,
+                    fail_at: float | None = None, close_at: float | None = None, extra=None,
+                    uuid: str | None = None) -> EmulatedPool:
+        with self.lock:
+            created = self.clock() if at is None else at
+            pool_id = uuid or str(uuidlib.uuid4())
+            model = PoolModel(settings, created, self.startup_delay)
+            pool = EmulatedPool(pool_id, name, profile, settings, created, model, workload, list(tags),
+                                dict(labels or {}), shortname, transition_time=created, last_modified=created,
+                                fail_at=fail_at, close_at=close_at, fed_until=created, extra=dict(extra or {}))
+            model.on_change = lambda t, kind, old, new: self._on_model_change(pool, t, kind, old, new)
+            self.pools[pool_id] = pool
+            self.ground_truth.append(Truth(created, pool_id, "state", None, "Submitted"))
+            return pool
+
+    def populate(self, count: int, seed: int, start: float) -> None:
+        """A varied demo cluster: every workload pattern, static and elastic pools, a few failures."""
+        rng = random.Random(seed)
+        for i in range(count):
+            pattern = PATTERNS[i % len(PATTERNS)]
+            profile = rng.choice(list(PROFILES))
+            if rng.random() < 0.15:
+                size = rng.randint(1, 8)
+                settings = ElasticSettings(size, size, 0, 0, 1.0, 90, is_elastic=False)
+            else:
+                settings = ElasticSettings(
+                    min_total_slots=rng.choice((0, 0, 1, 2)), max_total_slots=rng.choice((10, 20, 40, 80)),
+                    min_idle_slots=rng.choice((0, 0, 1, 4)), min_idle_time_seconds=rng.choice((0, 60, 300, 900)),
+                    resize_factor=rng.choice((0.25, 0.5, 1.0)), resize_period=rng.choice((30, 90, 90, 300)))
+            self.create_pool(
+                f"{pattern}-{i:05d}", profile, settings, at=start - rng.uniform(0, 120),
+                workload=Workload(pattern, seed * 100_003 + i, rng.choice((0.5, 1.0, 2.0))),
+                tags=[pattern, rng.choice(("team-a", "team-b", "team-c"))],
+                labels={"env": rng.choice(("prod", "dev")), "pattern": pattern},
+                fail_at=start + rng.uniform(600, 2 * 86400) if rng.random() < 0.03 else None,
+                close_at=start + rng.uniform(3600, 7 * 86400) if rng.random() < 0.05 else None,
+                uuid=str(uuidlib.UUID(int=rng.getrandbits(128), version=4)))
+
+    # -- time -------------------------------------------------------------------------------------
+    def advance(self, pool: EmulatedPool, now: float) -> None:
+        """Bring one pool up to `now`: scripted events, workload arrivals, the elastic model."""
+        with self.lock:
+            for state, delay in DISPATCH_STEPS:  # no slot can be ready this early, so order is safe
+                if pool.created + delay <= now and _order(state) > _order(pool.state):
+                    self._transition(pool, state, pool.created + delay)
+            for when, action in sorted((t, a) for t, a in ((pool.fail_at, "fail"), (pool.close_at, "close"))
+                                       if t is not None and t <= now):
+                self._feed_and_run(pool, when)
+                if action == "fail":
+                    pool.fail_at = None
+                    self._fail(pool, when)
+                else:
+                    pool.close_at = None
+                    self.close_pool(pool.uuid, when)
+            self._feed_and_run(pool, now)
+
+    def _feed_and_run(self, pool: EmulatedPool, until: float) -> None:
+        if pool.workload is not None and not pool.model.draining:
+            # Submit a whole hour ahead: the model holds future arrivals and takes each at its time.
+            horizon = (until // HOUR + 1) * HOUR
+            if pool.fed_until < horizon:
+                for at, n, duration in pool.workload.arrivals(pool.fed_until, horizon):
+                    pool.model.submit(at, n, duration)
+                pool.fed_until = horizon
+        pool.model.advance(until)
+
+    def pool(self, pool_id: str, now: float | None = None) -> EmulatedPool | None:
+        with self.lock:
+            pool = self.pools.get(pool_id)
+            if pool is not None:
+                self.advance(pool, self.clock() if now is None else now)
+            return pool
+
+    def all_pools(self, now: float | None = None) -> list[EmulatedPool]:
+        with self.lock:
+            now = self.clock() if now is None else now
+            for pool in self.pools.values():
+                self.advance(pool, now)
+            return list(self.pools.values())
+
+    # -- commands from the API --------------------------------------------------------------------
+    def set_settings(self, pool_id: str, settings: ElasticSettings) -> None:
+        with self.lock:
+            pool = self.pool(pool_id)
+            settings.validated()
+            now = self.clock()
+            pool.model.set_settings(now, settings)
+            pool.settings, pool.last_modified = settings, now
+
+    def submit_task(self, pool_id: str, instances: int, duration: float) -> None:
+        with self.lock:
+            pool = self.pool(pool_id)
+            pool.model.submit(pool.model.now, instances, duration)
+            pool.model.advance(pool.model.now)
+
+    def close_pool(self, pool_id: str, at: float | None = None) -> None:
+        with self.lock:
+            pool = self.pools[pool_id]
+            at = self.clock() if at is None else at
+            if pool.state in ("Closing", "Closed", "Failure"):
+                return
+            pool.model.drain(at)
+            self._transition(pool, "Closing", at)
+            self._maybe_closed(pool, at)
+
+    def delete_pool(self, pool_id: str) -> None:
+        with self.lock:
+            pool = self.pools.pop(pool_id)
+            self.ground_truth.append(Truth(self.clock(), pool.uuid, "deleted", pool.state, None))
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def _on_model_change(self, pool: EmulatedPool, at: float, kind: str, old: int, new: int) -> None:
+        self.ground_truth.append(Truth(at, pool.uuid, kind, old, new))
+        if kind not in ("ready", "starting") or pool.state in ("Failure", "Closed"):
+            return
+        if pool.model.draining:
+            self._maybe_closed(pool, at)
+        elif pool.model.ready:
+            self._transition(pool, "PartiallyExecuting" if pool.model.starting else "FullyExecuting", at)
+
+    def _maybe_closed(self, pool: EmulatedPool, at: float) -> None:
+        if pool.state == "Closing" and pool.model.closed:
+            self._transition(pool, "Closed", at)
+            pool.end_date = at
+
+    def _fail(self, pool: EmulatedPool, at: float) -> None:
+        if pool.state in ("Closing", "Closed", "Failure"):
+            return
+        pool.errors = [{"code": "POOL_INSTANCE_FAILURE",
+                        "message": "Pool instance failed: the node stopped responding",
+                        "debug": "emulated failure"}]
+        pool.model.drain(at)
+        self._transition(pool, "Failure", at)
+        pool.end_date = at
+
+    def _transition(self, pool: EmulatedPool, state: str, at: float) -> None:
+        if state == pool.state:
+            return
+        self.ground_truth.append(Truth(at, pool.uuid, "state", pool.state, state))
+        pool.previous_state, pool.previous_transition_time = pool.state, pool.transition_time
+        pool.state, pool.transition_time, pool.last_modified = state, at, at
+
+    # -- ground truth helpers for tests -----------------------------------------------------------
+    def transitions(self, pool_id: str | None = None) -> list[Truth]:
+        with self.lock:
+            return [t for t in self.ground_truth if t.kind == "state" and (pool_id is None or t.pool == pool_id)]
+
+
+_STATE_ORDER = ("Submitted", "PartiallyDispatched", "FullyDispatched")
+
+
+def _order(state: str) -> int:
+    return _STATE_ORDER.index(state) if state in _STATE_ORDER else len(_STATE_ORDER)
+
+
+def parse_settings(body: dict | None, fallback: ElasticSettings) -> ElasticSettings:
+    """`elasticProperty` from a request -> settings, or InvalidSettings naming the problem."""
+    if not body:
+        return fallback
+    try:
+        return ElasticSettings.from_api(body).validated()
+    except (TypeError, ValueError) as exc:
+        raise InvalidSettings(str(exc)) from None
