@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from policies.settings import ElasticSettings, InvalidSettings
 from tracker.emulator.cluster import Cluster, parse_settings
-from tracker.emulator.documents import pool_document
+from tracker.emulator.documents import api_time, pool_document
 from tracker.emulator.faults import FaultPlan, Faults
 
 MAX_PAGE = 1000
@@ -132,7 +132,7 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         cluster.submit_task(pool.uuid, count, duration)
         task_id = str(uuidlib.uuid4())
         cluster.tasks[task_id] = {**body, "uuid": task_id, "state": "Submitted", "instanceCount": count,
-                                  "poolUuid": pool.uuid}
+                                  "poolUuid": pool.uuid, "creationDate": api_time(cluster.clock())}
         return json_response({"uuid": task_id})
 
     async def get_task(request):
