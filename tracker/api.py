@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import random
 import time
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -92,6 +94,7 @@ class QarnotClient:
                                   timeout=timeout, transport=transport)
         self._retry, self._on_retry, self._sleep = retry, on_retry, sleep
         self.page_size = page_size
+        self.server_time: datetime | None = None  # the API's clock, from its last answer
 
     @classmethod
     def from_env(cls, **overrides) -> "QarnotClient":
@@ -180,6 +183,7 @@ class QarnotClient:
             raise _Transient("timeout", f"no answer from {self.base_url} within the timeout") from None
         except httpx.TransportError as exc:
             raise _Transient("connect", f"cannot reach {self.base_url} ({type(exc).__name__})") from None
+        self.server_time = _server_time(response) or self.server_time
         status = response.status_code
         if status < 400:
             return response
@@ -219,6 +223,16 @@ def _error_message(response: httpx.Response) -> str:
     except orjson.JSONDecodeError:
         pass
     return response.text[:200]
+
+
+def _server_time(response: httpx.Response) -> datetime | None:
+    """The server's clock: the emulator's precise `X-Emulator-Time`, else the standard `Date` header."""
+    try:
+        if "x-emulator-time" in response.headers:
+            return datetime.fromtimestamp(float(response.headers["x-emulator-time"]), timezone.utc)
+        return parsedate_to_datetime(response.headers["date"]).astimezone(timezone.utc)
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

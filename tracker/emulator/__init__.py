@@ -43,7 +43,8 @@ class Emulator:
         self.cluster.populate(pools, seed, self.clock())
         self.faults = FaultPlan(faults)
         config = uvicorn.Config(build_app(self.cluster, token, self.faults), host=host, port=port,
-                                log_level="warning", access_log=False, lifespan="off")
+                                log_level="warning", access_log=False, lifespan="off",
+                                date_header=False)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
         self.host, self.port = host, port

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid as uuidlib
+from email.utils import formatdate
 
 import orjson
 from starlette.applications import Starlette
@@ -174,17 +175,20 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         ValueError: lambda request, exc: error(400, str(exc)),
         InvalidSettings: lambda request, exc: error(400, f"invalid elasticProperty: {exc}"),
     })
-    return FaultyAuthApp(app, token, faults)
+    return FaultyAuthApp(app, token, faults, cluster.clock)
 
 
 class FaultyAuthApp:
     """ASGI wrapper: checks the token, then injects the planned fault, on the Qarnot paths only."""
 
-    def __init__(self, app, token: str, faults: FaultPlan) -> None:
-        self.app, self.token, self.faults = app, token, faults
+    def __init__(self, app, token: str, faults: FaultPlan, clock) -> None:
+        self.app, self.token, self.faults, self.clock = app, token, faults, clock
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"].startswith("/_emulator/"):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        send = _with_sim_time(send, self.clock())
+        if scope["path"].startswith("/_emulator/"):
             return await self.app(scope, receive, send)
         fault = self.faults.next(is_page=scope["path"].endswith("/paginate"))
         latency = self.faults.faults.latency_seconds
@@ -207,6 +211,18 @@ class FaultyAuthApp:
         if fault in ("malformed", "truncated"):
             return await self.app(scope, receive, _mangling(send, fault))
         return await self.app(scope, receive, send)
+
+
+def _with_sim_time(send, now: float):
+    """Stamp answers with the simulated time: `Date`, and `X-Emulator-Time` to the microsecond."""
+    stamp = [(b"date", formatdate(now, usegmt=True).encode()), (b"x-emulator-time", repr(now).encode())]
+
+    async def stamped(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *stamp]}
+        await send(message)
+
+    return stamped
 
 
 def _mangling(send, fault: str):

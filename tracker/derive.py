@@ -1,0 +1,80 @@
+"""Derivation: previous view + new snapshot + now -> the events that explain the difference. Pure.
+
+An unchanged pool yields nothing. A busy pool whose only change is its execution time yields one
+`execution_checkpointed` event on the first poll of each hour, enough to integrate core-seconds per
+hour without a row per pool per poll.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Mapping
+
+from tracker.events import Event, PoolView, meta_payload, settings_payload
+from tracker.snapshot import PoolSnapshot
+
+COUNTERS = (  # event type, view field, snapshot field
+    ("instances_changed", "running_instances", "running_instance_count"),
+    ("cores_changed", "running_cores", "running_core_count"),
+    ("queued_changed", "queued_or_running", "queued_or_running_task_instances"),
+)
+
+
+def derive(view: PoolView | None, snap: PoolSnapshot, now: datetime) -> list[Event]:
+    """Events turning `view` (None: never seen) into what `snap` shows at `now`."""
+    exec_s = snap.execution_time_seconds
+
+    def event(kind, occurred_at=None, **fields) -> Event:
+        return Event(kind, snap.uuid, occurred_at or now, now, execution_seconds=exec_s, **fields)
+
+    out: list[Event] = []
+    meta = (snap.name, snap.shortname, snap.profile, snap.tags, snap.labels)
+    if view is None:
+        out.append(event("pool_discovered", payload=meta_payload(*meta)))
+        view = PoolView(snap.uuid)
+    elif meta != (view.name, view.shortname, view.profile, view.tags, view.labels):
+        out.append(event("pool_updated", payload=meta_payload(*meta)))
+
+    out.extend(_state_events(view, snap, event))
+    for kind, view_field, snap_field in COUNTERS:
+        old, new = getattr(view, view_field), getattr(snap, snap_field)
+        if old != new:
+            out.append(event(kind, value_old=old, value_new=new))
+    if snap.elastic != view.settings:
+        out.append(event("settings_changed", payload={"old": settings_payload(view.settings),
+                                                      "new": settings_payload(snap.elastic)}))
+    if snap.errors != view.errors:
+        out.append(event("errors_appeared", payload={"errors": list(snap.errors)}) if snap.errors
+                   else event("errors_cleared"))
+    if not out and exec_s != view.execution_seconds and _new_hour(view.execution_at, now):
+        out.append(event("execution_checkpointed"))
+    return out
+
+
+def _state_events(view: PoolView, snap: PoolSnapshot, event) -> list[Event]:
+    """State transitions, including one the API's `previousState` reveals between two polls."""
+    since = snap.state_transition_time
+    moved = snap.state != view.state or (since is not None and view.state_since is not None
+                                         and since > view.state_since)
+    if not moved:
+        return []
+    hidden = snap.previous_state
+    if hidden and hidden not in (view.state, snap.state):
+        return [event("state_changed", snap.previous_state_transition_time, state_from=view.state, state_to=hidden),
+                event("state_changed", since, state_from=hidden, state_to=snap.state)]
+    return [event("state_changed", since, state_from=view.state, state_to=snap.state)]
+
+
+def _new_hour(last: datetime | None, now: datetime) -> bool:
+    return last is None or (last.date(), last.hour) != (now.date(), now.hour)
+
+
+def derive_poll(views: Mapping[str, PoolView], snapshots: Iterable[PoolSnapshot], now: datetime) -> list[Event]:
+    """Events for a whole successful poll, including pools that vanished since the last one."""
+    out: list[Event] = []
+    seen = set()
+    for snap in snapshots:
+        seen.add(snap.uuid)
+        out.extend(derive(views.get(snap.uuid), snap, now))
+    for uuid in views.keys() - seen:
+        out.append(Event("pool_vanished", uuid, now, now))
+    return out

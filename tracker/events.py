@@ -1,0 +1,106 @@
+"""Events, the one source of truth, and the fold that turns them into each pool's current view.
+
+An event records a change, never a sample: a pool that does nothing costs no rows. Pool events carry
+the pool's `executionTime` as seen at that poll, so core-seconds can be integrated between them.
+Adding an event type means adding its name to `EVENT_TYPES` and, if it changes the view, a case in
+`apply`. Schema changes add versions in the store; history is never rewritten.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from policies.settings import ElasticSettings
+
+EVENT_TYPES = (
+    "pool_discovered",         # payload: name, shortname, profile, tags, labels
+    "pool_updated",            # payload: the same, when name/profile/tags/labels change
+    "state_changed",           # state_from -> state_to, at the API's own transition time
+    "instances_changed",       # running instances (slots) value_old -> value_new
+    "cores_changed",           # running cores value_old -> value_new
+    "queued_changed",          # queued-or-running task instances value_old -> value_new
+    "settings_changed",        # payload: old, new elasticProperty
+    "errors_appeared",         # payload: errors
+    "errors_cleared",
+    "execution_checkpointed",  # execution_seconds only: first poll of each hour for a busy pool
+    "pool_vanished",
+    # written by the advisor (payload: its decision)
+    "recommendation_made", "commit_applied", "commit_refused", "commit_failed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    pool_uuid: str | None
+    occurred_at: datetime          # when it happened (the API's transition time where it gives one)
+    recorded_at: datetime          # when the poll observed it
+    state_from: str | None = None
+    state_to: str | None = None
+    value_old: float | None = None
+    value_new: float | None = None
+    execution_seconds: float | None = None
+    payload: dict | None = field(default=None, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolView:
+    """What the tracker currently believes about one pool: a fold over its events."""
+    uuid: str
+    name: str = ""
+    shortname: str | None = None
+    profile: str | None = None
+    tags: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    state: str | None = None
+    state_since: datetime | None = None
+    running_instances: int = 0
+    running_cores: int = 0
+    queued_or_running: int = 0
+    settings: ElasticSettings | None = None
+    errors: tuple[str, ...] = ()
+    execution_seconds: float = 0.0
+    execution_at: datetime | None = None
+    discovered_at: datetime | None = None
+
+
+def meta_payload(name, shortname, profile, tags, labels) -> dict:
+    return {"name": name, "shortname": shortname, "profile": profile, "tags": list(tags),
+            "labels": {k: v for k, v in labels}}
+
+
+def settings_payload(settings: ElasticSettings | None) -> dict | None:
+    return None if settings is None else settings.to_api()
+
+
+def apply(view: PoolView | None, event: Event) -> PoolView | None:
+    """The projection fold: the view after `event` (None once a pool has vanished)."""
+    if event.type == "pool_vanished":
+        return None
+    if view is None:
+        view = PoolView(event.pool_uuid, discovered_at=event.recorded_at)
+    changes: dict = {}
+    if event.execution_seconds is not None:
+        changes.update(execution_seconds=event.execution_seconds, execution_at=event.recorded_at)
+    kind, payload = event.type, event.payload or {}
+    if kind in ("pool_discovered", "pool_updated"):
+        changes.update(name=payload["name"], shortname=payload.get("shortname"), profile=payload.get("profile"),
+                       tags=tuple(payload.get("tags") or ()),
+                       labels=tuple(sorted((payload.get("labels") or {}).items())))
+    elif kind == "state_changed":
+        changes.update(state=event.state_to, state_since=event.occurred_at)
+    elif kind == "instances_changed":
+        changes.update(running_instances=int(event.value_new))
+    elif kind == "cores_changed":
+        changes.update(running_cores=int(event.value_new))
+    elif kind == "queued_changed":
+        changes.update(queued_or_running=int(event.value_new))
+    elif kind == "settings_changed":
+        new = payload.get("new")
+        changes.update(settings=None if new is None else ElasticSettings.from_api(new))
+    elif kind == "errors_appeared":
+        changes.update(errors=tuple(payload.get("errors") or ()))
+    elif kind == "errors_cleared":
+        changes.update(errors=())
+    return dataclasses.replace(view, **changes) if changes else view

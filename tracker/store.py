@@ -1,0 +1,224 @@
+"""The DuckDB event store: append-only events, poll coverage, analyst views. The only duckdb user.
+
+One transaction per poll, so a crash keeps all of a poll or none of it. The sequence is global and
+contiguous. On open, the schema is migrated and every pool's current view is rebuilt by folding the
+log, so a restart writes no spurious events. All times are UTC (naive TIMESTAMP columns).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from tracker.events import Event, PoolView, apply
+
+SCHEMA_VERSION = 1
+EVENT_COLUMNS = ("seq", "poll_id", "pool_uuid", "type", "occurred_at", "recorded_at", "state_from", "state_to",
+                 "value_old", "value_new", "execution_seconds", "payload")
+ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
+VIEWS_SQL = (Path(__file__).with_name("views.sql")).read_text()
+
+MIGRATIONS = {
+    1: """
+    CREATE TABLE polls (poll_id BIGINT, started_at TIMESTAMP, finished_at TIMESTAMP, duration_seconds DOUBLE,
+                        outcome VARCHAR, message VARCHAR, pools_seen INTEGER, events_written INTEGER);
+    CREATE TABLE events (seq BIGINT, poll_id BIGINT, pool_uuid VARCHAR, type VARCHAR, occurred_at TIMESTAMP,
+                         recorded_at TIMESTAMP, state_from VARCHAR, state_to VARCHAR, value_old DOUBLE,
+                         value_new DOUBLE, execution_seconds DOUBLE, payload JSON);
+    """,
+}
+
+
+class StoreError(Exception):
+    """The database file cannot be used; the message names the path and the fix."""
+
+
+class QueryRefused(ValueError):
+    """An analyst query that is not a single read-only statement."""
+
+
+def _utc_naive(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _utc_aware(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Store:
+    """Owns the DuckDB file for the daemon's whole life (DuckDB allows one writing process)."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        try:
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(f"{self.path} is in use by another process (a running daemon?): query it with "
+                                 "`pool-tracker sql`, or stop that process first") from None
+            raise StoreError(f"cannot open {self.path}: {_first_line(exc)}; check the path and permissions") from None
+        except (duckdb.Error, OSError) as exc:
+            raise StoreError(f"cannot open {self.path}: {_first_line(exc)}; is it a DuckDB file? "
+                             "Move it aside or point --db elsewhere") from None
+        self._lock = threading.Lock()
+        self.read_only = read_only
+        if not read_only:
+            self._migrate()
+        self.views: dict[str, PoolView] = self._replay()
+        self._next_seq = self._scalar("SELECT coalesce(max(seq), 0) + 1 FROM events")
+        self._next_poll = self._scalar("SELECT coalesce(max(poll_id), 0) + 1 FROM polls")
+
+    # -- schema -----------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        con = self._con
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP)")
+        current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema v{current}, newer than this pool-tracker (v{SCHEMA_VERSION}):"
+                             " upgrade pool-tracker")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            con.execute("BEGIN")
+            con.execute(MIGRATIONS[version])
+            con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+            con.execute("COMMIT")
+        con.execute(VIEWS_SQL)
+
+    def _scalar(self, sql: str):
+        return self._con.execute(sql).fetchone()[0]
+
+    # -- writing ----------------------------------------------------------------------------------
+    def append_poll(self, started_at: datetime, finished_at: datetime, events: list[Event], *,
+                    outcome: str = "ok", message: str = "", pools_seen: int = 0) -> int:
+        """Write one poll's coverage row and its events atomically; returns the poll id."""
+        with self._lock:
+            poll_id, first = self._next_poll, self._next_seq
+            try:
+                self._con.execute("BEGIN")
+                self._con.execute("INSERT INTO polls VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+                    poll_id, _utc_naive(started_at), _utc_naive(finished_at),
+                    (finished_at - started_at).total_seconds(), outcome, message, pools_seen, len(events)])
+                if events:
+                    self._con.register("new_events", _events_table(events, first, poll_id))
+                    self._con.execute("INSERT INTO events SELECT * FROM new_events")
+                    self._con.unregister("new_events")
+                self._con.execute("COMMIT")
+            except duckdb.Error as exc:
+                self._con.execute("ROLLBACK")
+                raise StoreError(f"could not write to {self.path}: {_first_line(exc)}; "
+                                 "check free disk space and permissions") from None
+            self._next_poll, self._next_seq = poll_id + 1, first + len(events)
+            for event in events:
+                self._fold(event)
+            return poll_id
+
+    def _fold(self, event: Event) -> None:
+        if event.pool_uuid is None:
+            return
+        view = apply(self.views.get(event.pool_uuid), event)
+        if view is None:
+            self.views.pop(event.pool_uuid, None)
+        else:
+            self.views[event.pool_uuid] = view
+
+    def _replay(self) -> dict[str, PoolView]:
+        """Fold the whole log: the same function the live path uses, so both agree by construction."""
+        self.views = {}
+        cursor = self._con.execute("SELECT * FROM events WHERE pool_uuid IS NOT NULL ORDER BY seq")
+        while batch := cursor.fetchmany(50_000):
+            for row in batch:
+                self._fold(_row_event(row))
+        return self.views
+
+    # -- reading ----------------------------------------------------------------------------------
+    def read_only_query(self, sql: str, limit: int = 10_000) -> pd.DataFrame:
+        """Run one analyst query (SELECT/EXPLAIN only), safe beside the poller."""
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise QueryRefused(f"SQL error: {_first_line(exc)}") from None
+        if len(statements) != 1:
+            raise QueryRefused(f"send exactly one statement (got {len(statements)})")
+        kind = statements[0].type.name
+        if kind not in ALLOWED_STATEMENTS:
+            raise QueryRefused(f"{kind} statements are refused: this path is read-only (SELECT and EXPLAIN only)")
+        try:
+            cursor = self._con.cursor()
+            try:
+                return cursor.execute(sql).fetch_df().head(limit)
+            finally:
+                cursor.close()
+        except duckdb.Error as exc:
+            raise QueryRefused(f"SQL error: {_first_line(exc)}") from None
+
+    def history(self, pool_uuid: str, since: datetime | None = None) -> pd.DataFrame:
+        """A pool's step-function history, one row per change, for policies and back-testing."""
+        cursor = self._con.cursor()
+        frame = cursor.execute("SELECT * FROM pool_history WHERE pool_uuid = ? ORDER BY \"at\"", [pool_uuid]).fetch_df()
+        cursor.close()
+        if since is not None:
+            frame = frame[frame["at"] >= pd.Timestamp(_utc_naive(since))]
+        return frame.drop(columns=["pool_uuid"]).reset_index(drop=True)
+
+    def polls(self) -> pd.DataFrame:
+        cursor = self._con.cursor()
+        try:
+            return cursor.execute("SELECT * FROM polls ORDER BY poll_id").fetch_df()
+        finally:
+            cursor.close()
+
+    def export_parquet(self, directory: str | Path) -> list[Path]:
+        """Events and polls as Parquet, Hive-partitioned by date, for engines on other machines."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        cursor = self._con.cursor()
+        for table, column in (("events", "recorded_at"), ("polls", "started_at")):
+            target = str(out / table).replace("'", "''")
+            cursor.execute(f"COPY (SELECT *, CAST({column} AS DATE) AS date FROM {table}) TO '{target}' "
+                           "(FORMAT PARQUET, PARTITION_BY (date), OVERWRITE_OR_IGNORE)")
+        cursor.close()
+        return sorted(out.rglob("*.parquet"))
+
+    def size_bytes(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+
+def _events_table(events: list[Event], first_seq: int, poll_id: int) -> pa.Table:
+    n = len(events)
+    return pa.table({
+        "seq": pa.array(range(first_seq, first_seq + n), pa.int64()),
+        "poll_id": pa.array([poll_id] * n, pa.int64()),
+        "pool_uuid": [e.pool_uuid for e in events],
+        "type": [e.type for e in events],
+        "occurred_at": pa.array([_utc_naive(e.occurred_at) for e in events], pa.timestamp("us")),
+        "recorded_at": pa.array([_utc_naive(e.recorded_at) for e in events], pa.timestamp("us")),
+        "state_from": pa.array([e.state_from for e in events], pa.string()),
+        "state_to": pa.array([e.state_to for e in events], pa.string()),
+        "value_old": pa.array([e.value_old for e in events], pa.float64()),
+        "value_new": pa.array([e.value_new for e in events], pa.float64()),
+        "execution_seconds": pa.array([e.execution_seconds for e in events], pa.float64()),
+        "payload": pa.array([None if e.payload is None else json.dumps(e.payload) for e in events], pa.string()),
+    })
+
+
+def _row_event(row: tuple) -> Event:
+    (_, _, pool, kind, occurred, recorded, s_from, s_to, v_old, v_new, exec_s, payload) = row
+    return Event(kind, pool, _utc_aware(occurred), _utc_aware(recorded), s_from, s_to, v_old, v_new, exec_s,
+                 None if payload is None else json.loads(payload))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
