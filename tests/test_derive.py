@@ -1,0 +1,75 @@
+"""Derivation and the projection fold: named scenarios and properties."""
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, strategies as st
+
+from policies.settings import ElasticSettings
+from tracker.derive import derive, derive_poll
+from tracker.events import apply
+from tracker.snapshot import STATES, PoolSnapshot
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def fold(view, events):
+    for event in events:
+        view = apply(view, event)
+    return view
+
+
+def snap(**kw):
+    return PoolSnapshot(**{"uuid": "p", "name": "n", "state": "Submitted", **kw})
+
+
+def test_a_pool_that_changes_nothing_writes_nothing():
+    first = snap(state="FullyExecuting", running_instance_count=3, execution_time_seconds=10)
+    view = fold(None, derive(None, first, T0))
+    assert derive(view, first, T0 + timedelta(seconds=30)) == []
+
+
+def test_hidden_state_revealed_by_previous_state_is_recorded_with_api_times():
+    view = fold(None, derive(None, snap(state="Submitted", state_transition_time=T0), T0))
+    t1, t2 = T0 + timedelta(seconds=10), T0 + timedelta(seconds=20)
+    events = derive(view, snap(state="FullyDispatched", previous_state="PartiallyDispatched",
+                               previous_state_transition_time=t1, state_transition_time=t2), T0 + timedelta(seconds=30))
+    assert [(e.state_from, e.state_to, e.occurred_at) for e in events] == [
+        ("Submitted", "PartiallyDispatched", t1), ("PartiallyDispatched", "FullyDispatched", t2)]
+
+
+def test_execution_time_alone_is_checkpointed_once_per_hour():
+    view = fold(None, derive(None, snap(execution_time_seconds=0), T0))
+    minute = derive(view, snap(execution_time_seconds=60), T0 + timedelta(minutes=1))
+    hour = derive(view, snap(execution_time_seconds=3600), T0 + timedelta(hours=1))
+    assert minute == [] and [e.type for e in hour] == ["execution_checkpointed"]
+
+
+def test_vanished_pools_are_recorded_and_leave_the_projection():
+    view = fold(None, derive(None, snap(), T0))
+    events = derive_poll({"p": view}, [], T0)
+    assert [e.type for e in events] == ["pool_vanished"] and apply(view, events[0]) is None
+
+
+snapshots = st.builds(
+    PoolSnapshot, uuid=st.just("p"), name=st.sampled_from(["a", "b"]), state=st.sampled_from(STATES),
+    previous_state=st.none() | st.sampled_from(STATES),
+    running_instance_count=st.integers(0, 50), running_core_count=st.integers(0, 400),
+    queued_or_running_task_instances=st.integers(0, 500),
+    execution_time_seconds=st.floats(0, 1e7, allow_nan=False),
+    elastic=st.none() | st.builds(ElasticSettings, min_total_slots=st.integers(0, 3), max_total_slots=st.integers(3, 9)),
+    tags=st.lists(st.sampled_from(["x", "y"]), max_size=2).map(tuple),
+    errors=st.lists(st.sampled_from(["boom", "oops"]), max_size=2).map(tuple))
+
+
+@given(st.lists(snapshots, min_size=1, max_size=12))
+def test_folding_the_derived_events_reproduces_every_snapshot(sequence):
+    view, now = None, T0
+    for s in sequence:
+        now += timedelta(seconds=30)
+        events = derive(view, s, now)
+        assert derive(view, s, now) == events              # deterministic
+        view = fold(view, events)
+        assert (view.state, view.running_instances, view.running_cores, view.queued_or_running, view.settings,
+                view.errors, view.tags, view.name) == (
+            s.state, s.running_instance_count, s.running_core_count, s.queued_or_running_task_instances,
+            s.elastic, s.errors, s.tags, s.name)
+        assert derive(view, s, now) == []                   # nothing left to say
