@@ -1,9 +1,33 @@
 """The `pool-tracker` command line: thin click wrappers that import their module only when run."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from tracker import __version__
+
+DEFAULT_URL = "http://127.0.0.1:9108"
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit code 2: how every user mistake ends."""
+    click.echo(f"pool-tracker: {message}", err=True)
+    sys.exit(2)
+
+
+def load(config_path, **overrides):
+    from tracker.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path, overrides=overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def config_option(fn):
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        help="TOML config file (see config/pool-tracker.toml).")(fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,3 +65,96 @@ def emulator(port, host, pools, seed, speed, token, startup_delay, faults):
     click.echo(f"Qarnot API emulator on http://{host}:{port} with {pools} pools at {speed}x "
                f"(QARNOT_CLUSTER_URL=http://{host}:{port}; send the token you set with --token). Ctrl-C stops.")
     emu.serve_forever()
+
+
+@main.command()
+@config_option
+@click.option("--db", help="DuckDB file holding the history [store.path].")
+@click.option("--interval", type=float, help="Seconds between polls [poll.interval_seconds].")
+@click.option("--metrics-port", "port", type=int, help="HTTP port for /healthz, /sql [http.port].")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="[log.format]")
+def run(config_path, db, interval, port, log_format):
+    """Run the daemon: poll the Qarnot API and record every change.
+
+    Precedence: defaults < config file < environment (QARNOT_CLUSTER_URL, QARNOT_CLIENT_TOKEN,
+    QARNOT_CLUSTER_TIMEOUT, POOL_TRACKER_<SECTION>_<KEY>) < these flags.
+    """
+    from tracker import logs
+    from tracker.api import ApiError
+    from tracker.daemon import Daemon
+    from tracker.store import StoreError
+
+    config, token = load(config_path, **{"store.path": db, "poll.interval_seconds": interval, "http.port": port,
+                                          "log.format": log_format})
+    logs.setup(config.log.format, config.log.level, token)
+    try:
+        Daemon(config, token).run_until_signalled()
+    except (StoreError, ApiError, OSError) as exc:
+        fail(str(exc).replace(token, "<redacted>") if token else str(exc))
+
+
+@main.command()
+@config_option
+@click.option("--pools", default=40, show_default=True, help="Emulated pools.")
+@click.option("--speed", default=60.0, show_default=True, help="Simulated seconds per real second.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--db", default="pool-tracker-demo.duckdb", show_default=True, help="DuckDB file for the demo.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between polls.")
+@click.option("--metrics-port", "port", default=9108, show_default=True, help="HTTP port for /healthz, /sql.")
+def demo(config_path, pools, speed, seed, db, interval, port):
+    """Emulated Qarnot cluster + the daemon tracking it, in one process. Ctrl-C stops."""
+    from tracker import logs
+    from tracker.demo import run_demo
+    from tracker.store import StoreError
+
+    config, _ = load(config_path, **{"store.path": db, "poll.interval_seconds": interval, "http.port": port})
+    logs.setup(config.log.format, config.log.level, "demo-token")
+    try:
+        run_demo(config, pools, speed, seed)
+    except (StoreError, OSError) as exc:
+        fail(str(exc))
+
+
+@main.group("config")
+def config_group():
+    """Inspect the configuration."""
+
+
+@config_group.command("show")
+@config_option
+def config_show(config_path):
+    """Print the effective configuration, token redacted."""
+    from tracker.config import describe
+
+    config, _ = load(config_path)
+    click.echo(describe(config))
+
+
+@main.command()
+@click.argument("query")
+@click.option("--db", default="pool-tracker.duckdb", show_default=True, help="DuckDB file, when no daemon runs.")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def sql(query, db, url, fmt):
+    """Run one read-only SQL query over the history (views: pool_current, state_intervals, slot_timeline,
+    core_timeline, core_seconds_hourly, observation_gaps, pool_history; tables: events, polls)."""
+    from tracker.sql import QueryRefused, StoreError, render, run_query
+
+    try:
+        click.echo(render(run_query(query, url=url, db=db), fmt))
+    except (QueryRefused, StoreError) as exc:
+        fail(str(exc))
+
+
+@main.command()
+@click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False),
+              help="Directory for events/ and polls/, Hive-partitioned by date.")
+@click.option("--db", default="pool-tracker.duckdb", show_default=True)
+def export(directory, db):
+    """Export the history as Parquet for Spark, Trino or DuckDB elsewhere (stop the daemon first)."""
+    from tracker.sql import StoreError, export as do_export
+
+    try:
+        click.echo(do_export(db, directory))
+    except StoreError as exc:
+        fail(str(exc))

@@ -2,6 +2,7 @@
 the poll is recorded, so a gap in observation is never mistaken for "nothing changed"."""
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,15 +43,14 @@ class PollResult:
 def poll_once(client: QarnotClient, store: Store, *, tags: Sequence[str] = (),
               keep: Callable = lambda snapshot: True, clock: Callable[[], datetime] = utc_now) -> PollResult:
     """Poll, derive and append; API trouble becomes a recorded failed poll, not an exception."""
-    started = clock()
+    started, timer = clock(), time.perf_counter()
     try:
         snapshots = [s for s in client.list_pools(tags) if keep(s)]
     except ApiError as exc:
-        finished = clock()
-        poll_id = store.append_poll(started, finished, [], outcome=exc.reason, message=str(exc))
-        return PollResult(poll_id, exc.reason, str(exc), 0, (finished - started).total_seconds())
+        poll_id = store.append_poll(started, clock(), [], outcome=exc.reason, message=str(exc))
+        return PollResult(poll_id, exc.reason, str(exc), 0, time.perf_counter() - timer)
     finished = clock()  # the observation instant (the end of the listing)
     events = derive_poll(store.views, snapshots, finished)
     poll_id = store.append_poll(started, finished, events, pools_seen=len(snapshots))
-    return PollResult(poll_id, "ok", "", len(snapshots), (finished - started).total_seconds(),
+    return PollResult(poll_id, "ok", "", len(snapshots), time.perf_counter() - timer,
                       Counter(e.type for e in events))

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-import time
 from typing import Callable, Iterator
-
-import uvicorn
 
 from tracker.emulator.app import build_app
 from tracker.emulator.cluster import Cluster, SimClock
 from tracker.emulator.faults import FaultPlan, Faults
+from tracker.serve import ThreadedServer
 
 __all__ = ["Emulator", "Faults", "Cluster", "SimClock"]
 
@@ -42,36 +39,22 @@ class Emulator:
         self.cluster = Cluster(self.clock, startup_delay=startup_delay)
         self.cluster.populate(pools, seed, self.clock())
         self.faults = FaultPlan(faults)
-        config = uvicorn.Config(build_app(self.cluster, token, self.faults), host=host, port=port,
-                                log_level="warning", access_log=False, lifespan="off",
-                                date_header=False)
-        self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-        self.host, self.port = host, port
+        self._server = ThreadedServer(build_app(self.cluster, token, self.faults), host, port, date_header=False)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self._server.url
 
     def start(self) -> "Emulator":
-        self._thread = threading.Thread(target=self._server.run, name="qarnot-emulator", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the emulator could not listen on {self.host}:{self.port} (port in use?)")
-            time.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._server.stop()
 
     def serve_forever(self) -> None:
         """Serve in the foreground until Ctrl-C / SIGTERM (uvicorn handles the signals)."""
-        self._server.run()
+        self._server.run_in_foreground()
 
     @classmethod
     @contextlib.contextmanager

@@ -1,0 +1,152 @@
+"""Configuration: defaults < TOML file < environment < command-line flags, validated in one place.
+
+Every mistake becomes one line naming the key, what was given and what is allowed. The API token is
+kept apart from the config object (which gets printed) and only ever shown redacted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "POOL_TRACKER_"
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, as one line naming the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Api(_Section):
+    url: str = "https://api.qarnot.com"
+    token_file: Path | None = None
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+    page_size: int = Field(1000, ge=1, le=5000)
+    clock: Literal["local", "server"] = "local"   # "server": trust the API's clock (accelerated emulators)
+
+
+class Poll(_Section):
+    interval_seconds: float = Field(30.0, ge=1, le=3600)
+    jitter_seconds: float = Field(2.0, ge=0, le=60)
+    failure_backoff_max_seconds: float = Field(300.0, ge=1, le=3600)
+
+
+class Select(_Section):
+    tags: list[str] = []
+    labels: dict[str, str] = {}
+
+
+class Store(_Section):
+    path: Path = Path("pool-tracker.duckdb")
+
+
+class Http(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535)
+    health_max_failure_seconds: float = Field(300.0, ge=1, le=86400)
+
+
+class Log(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(_Section):
+    api: Api = Api()
+    poll: Poll = Poll()
+    select: Select = Select()
+    store: Store = Store()
+    http: Http = Http()
+    log: Log = Log()
+
+
+def load_config(path: str | Path | None = None, env: dict | None = None, overrides: dict | None = None
+                ) -> tuple[Config, str]:
+    """The effective config and the API token. `overrides` maps "section.key" to CLI values."""
+    env = os.environ if env is None else env
+    data: dict = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}; check the --config path") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML ({exc}); fix the syntax") from None
+    layers = [_from_env(env), {k: v for k, v in (overrides or {}).items() if v is not None}]
+    for layer in layers:
+        for dotted, value in layer.items():
+            section, _, key = dotted.partition(".")
+            data.setdefault(section, {})
+            if not isinstance(data[section], dict):
+                raise ConfigError(f"config key {section!r} must be a [section] table")
+            data[section][key] = value
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+    return config, _token(config, env)
+
+
+def _from_env(env) -> dict:
+    out = {}
+    for name, key in (("QARNOT_CLUSTER_URL", "api.url"), ("QARNOT_CLUSTER_TIMEOUT", "api.timeout_seconds")):
+        if env.get(name):
+            out[key] = env[name]
+    for name, value in env.items():
+        if name.startswith(ENV_PREFIX) and "_" in name[len(ENV_PREFIX):]:
+            section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+            out[f"{section}.{key}"] = json.loads(value) if value[:1] in "[{" else value
+    return out
+
+
+def _token(config: Config, env) -> str:
+    if env.get("QARNOT_CLIENT_TOKEN"):
+        return env["QARNOT_CLIENT_TOKEN"].strip()
+    if config.api.token_file is not None:
+        try:
+            return config.api.token_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"api.token_file {config.api.token_file}: {exc.strerror}; "
+                              "point it at a readable file holding only the token") from None
+    return ""
+
+
+def token_source(config: Config, env=None) -> str:
+    env = os.environ if env is None else env
+    if env.get("QARNOT_CLIENT_TOKEN"):
+        return "<redacted: from QARNOT_CLIENT_TOKEN>"
+    if config.api.token_file is not None:
+        return f"<redacted: from {config.api.token_file}>"
+    return "<missing: set QARNOT_CLIENT_TOKEN or api.token_file>"
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(part) for part in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"config error: unknown key {key!r}; see config/pool-tracker.toml for the keys there are"
+    allowed = ", ".join(f"{k} {v}" for k, v in (err.get("ctx") or {}).items() if k in ("ge", "gt", "le", "lt",
+                                                                                     "expected"))
+    bounds = allowed.replace("ge ", ">= ").replace("gt ", "> ").replace("le ", "<= ").replace("lt ", "< ")
+    return (f"config error: {key} = {err.get('input')!r}: {err['msg'].lower()}"
+            + (f" (allowed: {bounds})" if bounds else ""))
+
+
+def describe(config: Config, env=None) -> str:
+    """The effective config as TOML-like text, token redacted: `pool-tracker config show`."""
+    lines = []
+    for section, values in config.model_dump(mode="json").items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        if section == "api":
+            lines.append(f"token = {json.dumps(token_source(config, env))}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""The daemon: polls on an APScheduler interval, one poll at a time, backs off when the API fails,
+serves /healthz and /sql on 127.0.0.1, and stops cleanly on SIGTERM/SIGINT. The only apscheduler user."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from tracker.api import QarnotClient, RetryPolicy
+from tracker.config import Config
+from tracker.logs import event
+from tracker.poll import PollResult, poll_once, server_clock, utc_now
+from tracker.store import Store
+from tracker.web import build_web_app
+from tracker.serve import ThreadedServer
+
+
+@dataclass
+class Health:
+    """Healthy while polls succeed; unhealthy once the API has failed for longer than `max_failure`."""
+    max_failure: timedelta
+    last_success: datetime | None = None
+    failing_since: datetime | None = None
+    last_reason: str = ""
+    consecutive_failures: int = 0
+
+    def record(self, result: PollResult, at: datetime) -> None:
+        if result.ok:
+            self.last_success, self.failing_since, self.consecutive_failures = at, None, 0
+        else:
+            self.failing_since = self.failing_since or at
+            self.consecutive_failures += 1
+            self.last_reason = f"{result.outcome}: {result.message}"
+
+    def status(self, now: datetime) -> tuple[bool, str]:
+        if self.failing_since is not None and now - self.failing_since > self.max_failure:
+            return False, (f"the API has failed for {(now - self.failing_since).total_seconds():.0f}s "
+                           f"({self.consecutive_failures} polls); last: {self.last_reason}")
+        if self.last_success is None:
+            return True, "starting: no successful poll yet"
+        return True, f"last successful poll at {self.last_success.isoformat()}"
+
+
+class Daemon:
+    def __init__(self, config: Config, token: str, *, client: QarnotClient | None = None,
+                 store: Store | None = None, clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.client = client or QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds,
+                                             page_size=config.api.page_size,
+                                             retry=RetryPolicy(give_up_after_seconds=config.poll.interval_seconds))
+        self.store = store or Store(config.store.path)
+        self.clock = clock or (server_clock(self.client) if config.api.clock == "server" else utc_now)
+        self.health = Health(timedelta(seconds=config.http.health_max_failure_seconds))
+        self.stopping = threading.Event()
+        self._backoff_until: datetime | None = None
+        self._poll_lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(timezone=timezone.utc)
+        self.web = ThreadedServer(build_web_app(self), config.http.host, config.http.port)
+
+    # -- one scheduled run ------------------------------------------------------------------------
+    def poll(self) -> PollResult | None:
+        """Poll unless backing off or stopping; never raises (a failed poll is recorded and logged)."""
+        now = utc_now()
+        if self.stopping.is_set() or (self._backoff_until and now < self._backoff_until):
+            return None
+        selection = self.config.select
+        with self._poll_lock:
+            try:
+                result = poll_once(self.client, self.store, tags=selection.tags, clock=self.clock,
+                                   keep=lambda s: all((k, v) in s.labels for k, v in selection.labels.items()))
+            except Exception as exc:  # noqa: BLE001 - the daemon outlives any one poll
+                if not self.stopping.is_set():
+                    event(logging.ERROR, f"poll crashed: {exc}", error=type(exc).__name__)
+                return None
+        self.health.record(result, utc_now())
+        if result.ok:
+            self._backoff_until = None
+            event(logging.INFO, "poll ok", poll=result.poll_id, pools=result.pools_seen,
+                  events=result.events_written, seconds=round(result.duration_seconds, 3))
+        else:
+            delay = min(self.config.poll.failure_backoff_max_seconds,
+                        self.config.poll.interval_seconds * 2 ** (self.health.consecutive_failures - 1))
+            self._backoff_until = utc_now() + timedelta(seconds=delay)
+            event(logging.ERROR, f"poll failed: {result.message}", poll=result.poll_id, reason=result.outcome,
+                  retry_in_seconds=round(delay))
+        return result
+
+    # -- lifetime ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.web.start()
+        self.scheduler.add_job(self.poll, "interval", seconds=self.config.poll.interval_seconds,
+                               jitter=self.config.poll.jitter_seconds or None, max_instances=1, coalesce=True,
+                               next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
+        self.scheduler.start()
+        event(logging.INFO, "pool-tracker running", db=str(self.store.path), api=self.config.api.url,
+              http=self.web.url, interval_seconds=self.config.poll.interval_seconds)
+
+    def run_until_signalled(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        self.start()
+        self.stopping.wait()
+        self.stop()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.scheduler.shutdown(wait=False)
+        self.client.close()             # abandons a poll stuck on the network
+        with self._poll_lock:           # a poll mid-write finishes its transaction first
+            self.store.close()
+        self.web.stop()
+        event(logging.INFO, "pool-tracker stopped")

@@ -1,0 +1,24 @@
+"""`pool-tracker demo`: an emulated cluster at accelerated speed and the daemon tracking it, in one process."""
+from __future__ import annotations
+
+import click
+
+from tracker.config import Config
+from tracker.daemon import Daemon
+from tracker.emulator import Emulator
+
+
+def run_demo(config: Config, pools: int, speed: float, seed: int) -> None:
+    config.api.clock = "server"          # the emulator's time runs `speed` times faster than ours
+    with Emulator.running(pools=pools, seed=seed, speed=speed, token="demo-token") as emu:
+        config.api.url = emu.url
+        daemon = Daemon(config, emu.token)
+        http = f"http://{config.http.host}:{config.http.port}"
+        click.echo(f"""pool-tracker demo: {pools} emulated pools at {speed:g}x speed (a simulated hour every \
+{3600 / speed:.0f} s)
+  emulated Qarnot API  {emu.url}  (token: demo-token)
+  history (DuckDB)     {config.store.path}
+  health               {http}/healthz
+  SQL                  pool-tracker sql "SELECT * FROM pool_current" --url {http}
+Ctrl-C stops.""")
+        daemon.run_until_signalled()
