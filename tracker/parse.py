@@ -7,6 +7,7 @@ Unknown fields are ignored and missing optional ones take neutral defaults; a do
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from policies.settings import ElasticSettings
 from tracker.snapshot import PoolSnapshot
@@ -115,7 +116,7 @@ def parse_pool(doc: object) -> PoolSnapshot:
             running_core_count=_int(doc, "runningCoreCount"),
             queued_or_running_task_instances=_int(doc, "queuedOrRunningTaskInstancesCount"),
             execution_time_seconds=parse_timespan(execution) if execution else 0.0,
-            elastic=ElasticSettings.from_api(elastic) if elastic else None,
+            elastic=_elastic(tuple(elastic.items())) if elastic else None,
             tags=tuple(str(t) for t in tags),
             labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
             errors=_errors(doc.get("errors")),
@@ -125,6 +126,12 @@ def parse_pool(doc: object) -> PoolSnapshot:
         raise BadDocument(f"pool {uuid}: {exc}") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise BadDocument(f"pool {uuid}: unexpected value ({exc})") from None
+
+
+@lru_cache(maxsize=4096)
+def _elastic(items: tuple) -> ElasticSettings:
+    """Most pools share a few settings: parse each distinct `elasticProperty` once."""
+    return ElasticSettings.from_api(dict(items))
 
 
 def _errors(errors: object) -> tuple[str, ...]:
