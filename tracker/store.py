@@ -71,7 +71,7 @@ class Store:
         self.read_only = read_only
         if not read_only:
             self._migrate()
-        self.views: dict[str, PoolView] = self._replay()
+        self.views: dict[str, PoolView] = {} if read_only else self._replay()  # readers need no projection
         self._next_seq = self._scalar("SELECT coalesce(max(seq), 0) + 1 FROM events")
         self._next_poll = self._scalar("SELECT coalesce(max(poll_id), 0) + 1 FROM polls")
 
@@ -128,9 +128,17 @@ class Store:
             self.views[event.pool_uuid] = view
 
     def _replay(self) -> dict[str, PoolView]:
-        """Fold the whole log: the same function the live path uses, so both agree by construction."""
+        """Fold the log with the same function the live path uses, so both agree by construction.
+
+        Every field of a view is last-writer-wins per event type, and a vanished pool restarts from
+        defaults, so folding only each pool's latest event of each type gives the same views as folding
+        everything (the replay property test holds both to it) in a fraction of the time.
+        """
         self.views = {}
-        cursor = self._con.execute("SELECT * FROM events WHERE pool_uuid IS NOT NULL ORDER BY seq")
+        cursor = self._con.execute("""
+            SELECT * FROM events WHERE pool_uuid IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY pool_uuid, type ORDER BY seq DESC) = 1
+            ORDER BY seq""")
         while batch := cursor.fetchmany(50_000):
             for row in batch:
                 self._fold(_row_event(row))

@@ -1,0 +1,79 @@
+"""Store throughput: bulk append rate through `Store.append_poll`, and the state-intervals view over
+10 million synthetic events (generated inside DuckDB, same schema).
+
+    python benchmarks/bench_store.py [--append 1000000] [--events 10000000]
+"""
+import argparse
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+
+from tracker.events import Event
+from tracker.store import Store
+
+STATES = ["Submitted", "PartiallyDispatched", "FullyDispatched", "PartiallyExecuting", "FullyExecuting"]
+
+
+def append_rate(path: Path, total: int, batch: int = 100_000) -> float:
+    store = Store(path)
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    polls = [[Event("queued_changed", f"pool-{i % 5000}", t0 + timedelta(seconds=p), t0 + timedelta(seconds=p),
+                    value_old=i % 7, value_new=i % 11, execution_seconds=float(i)) for i in range(batch)]
+             for p in range(total // batch)]
+    start = time.perf_counter()
+    for p, events in enumerate(polls):
+        store.append_poll(t0, t0, events, pools_seen=5000)
+    elapsed = time.perf_counter() - start
+    store.close()
+    return total / elapsed
+
+
+def synthesize(path: Path, events: int, pools: int = 20_000) -> None:
+    """State changes round-robin over pools, one every ~30 s per pool, straight into the events table."""
+    Store(path).close()  # schema and views
+    con = duckdb.connect(str(path))
+    states = "['" + "','".join(STATES) + "']"
+    con.execute(f"""
+        INSERT INTO events
+        SELECT i + 1, i // 10000 + 1, 'pool-' || (i % {pools}), 'state_changed',
+               TIMESTAMP '2026-01-01' + to_seconds((i // {pools}) * 30 + (i % 29)),
+               TIMESTAMP '2026-01-01' + to_seconds((i // {pools}) * 30 + 30),
+               {states}[((i // {pools}) % 5) + 1], {states}[((i // {pools} + 1) % 5) + 1],
+               NULL, NULL, NULL, NULL
+        FROM range({events}) t(i)""")
+    con.close()
+
+
+def main():
+    args = argparse.ArgumentParser()
+    args.add_argument("--append", type=int, default=1_000_000)
+    args.add_argument("--events", type=int, default=10_000_000)
+    opts = args.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rate = append_rate(Path(tmp) / "append.duckdb", opts.append)
+        print(f"bulk append: {rate:,.0f} events/s ({opts.append:,} events in polls of 100,000)")
+        path = Path(tmp) / "big.duckdb"
+        start = time.perf_counter()
+        synthesize(path, opts.events)
+        print(f"synthesised {opts.events:,} events in {time.perf_counter() - start:.1f} s "
+              f"({path.stat().st_size / 1e6:.0f} MB)")
+        start = time.perf_counter()
+        Store(path).close()
+        print(f"restart: rebuilding the projection from {opts.events:,} events took {time.perf_counter() - start:.1f} s")
+        store = Store(path, read_only=True)
+        for label, sql in [
+            ("count(*) baseline", "SELECT count(*) FROM events"),
+            ("time in each state", "SELECT state, sum(seconds) FROM state_intervals GROUP BY state"),
+            ("one pool's intervals", "SELECT * FROM state_intervals WHERE pool_uuid = 'pool-42'"),
+        ]:
+            start = time.perf_counter()
+            rows = len(store.read_only_query(sql, limit=10**9))
+            print(f"{label:24s} {time.perf_counter() - start:7.3f} s  ({rows} rows)")
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
