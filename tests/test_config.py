@@ -1,0 +1,57 @@
+"""Configuration: precedence, and one-line errors that name the key."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracker.config import ConfigError, describe, load_config
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "pool-tracker.toml"
+
+
+def test_the_shipped_file_is_valid_and_equals_the_defaults():
+    assert load_config(DEFAULT_FILE, env={})[0] == load_config(None, env={})[0]
+
+
+def test_precedence_defaults_file_env_flags(tmp_path):
+    file = tmp_path / "c.toml"
+    file.write_text("[poll]\ninterval_seconds = 10\n[http]\nport = 1000\n[store]\npath = 'a.duckdb'\n")
+    env = {"POOL_TRACKER_HTTP_PORT": "2000", "POOL_TRACKER_STORE_PATH": "b.duckdb", "QARNOT_CLIENT_TOKEN": "t"}
+    config, token = load_config(file, env=env, overrides={"store.path": "c.duckdb", "poll.jitter_seconds": None})
+    assert (config.poll.interval_seconds, config.http.port, str(config.store.path)) == (10, 2000, "c.duckdb")
+    assert config.poll.jitter_seconds == 2.0 and token == "t"
+
+
+@pytest.mark.parametrize("text,env,needle", [
+    ("[poll]\ninterval_seconds = 0\n", {}, "poll.interval_seconds = 0"),
+    ("[poll]\ninterval_seconds = 99999\n", {}, "<= 3600"),
+    ("[poll]\nintervall = 5\n", {}, "unknown key 'poll.intervall'"),
+    ("[http]\nport = 'x'\n", {}, "http.port"),
+    ("[log]\nformat = 'xml'\n", {}, "log.format"),
+    ("", {"POOL_TRACKER_API_TIMEOUT_SECONDS": "-1"}, "api.timeout_seconds"),
+    ("[poll\n", {}, "not valid TOML"),
+    ("[api]\ntoken_file = '/nonexistent/token'\n", {}, "api.token_file"),
+])
+def test_bad_config_is_one_line_naming_the_key(tmp_path, text, env, needle):
+    file = tmp_path / "c.toml"
+    file.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(file, env=env)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_token_file_is_read_and_never_shown(tmp_path):
+    (tmp_path / "token").write_text("hunter2\n")
+    file = tmp_path / "c.toml"
+    file.write_text(f"[api]\ntoken_file = '{tmp_path / 'token'}'\n")
+    config, token = load_config(file, env={})
+    assert token == "hunter2" and "hunter2" not in describe(config, env={})
+
+
+def test_cli_reports_config_errors_in_one_line_with_exit_code_2(tmp_path):
+    file = tmp_path / "c.toml"
+    file.write_text("[poll]\ninterval_seconds = -5\n")
+    out = subprocess.run([sys.executable, "-m", "tracker", "config", "show", "--config", str(file)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "poll.interval_seconds" in out.stderr
