@@ -46,6 +46,11 @@ class Health:
         return True, f"last successful poll at {self.last_success.isoformat()}"
 
 
+# A poll that outlasts the interval makes APScheduler skip the next run, by design (max_instances=1);
+# its per-skip warning would flood the log of a daemon watching a slow API.
+logging.getLogger("apscheduler").setLevel(logging.ERROR)
+
+
 class Daemon:
     def __init__(self, config: Config, token: str, *, client: QarnotClient | None = None,
                  store: Store | None = None, clock: Callable[[], datetime] | None = None) -> None:
