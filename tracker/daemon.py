@@ -1,10 +1,11 @@
 """The daemon: polls on an APScheduler interval, one poll at a time, backs off when the API fails,
-serves /healthz and /sql on 127.0.0.1, and stops cleanly on SIGTERM/SIGINT. The only apscheduler user."""
+serves /metrics, /healthz and /sql on 127.0.0.1, and stops cleanly on SIGTERM/SIGINT. The only apscheduler user."""
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -14,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from tracker.api import QarnotClient, RetryPolicy
 from tracker.config import Config
 from tracker.logs import event
+from tracker.metrics import TrackerMetrics
 from tracker.poll import PollResult, poll_once, server_clock, utc_now
 from tracker.store import Store
 from tracker.web import build_web_app
@@ -55,10 +57,11 @@ class Daemon:
     def __init__(self, config: Config, token: str, *, client: QarnotClient | None = None,
                  store: Store | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
-        self.client = client or QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds,
-                                             page_size=config.api.page_size,
-                                             retry=RetryPolicy(give_up_after_seconds=config.poll.interval_seconds))
         self.store = store or Store(config.store.path)
+        self.metrics = TrackerMetrics(lambda: list(self.store.views.values()), db_size=self.store.size_bytes)
+        self.client = client or QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds,
+                                             page_size=config.api.page_size, on_retry=self.metrics.count_retry,
+                                             retry=RetryPolicy(give_up_after_seconds=config.poll.interval_seconds))
         self.clock = clock or (server_clock(self.client) if config.api.clock == "server" else utc_now)
         self.health = Health(timedelta(seconds=config.http.health_max_failure_seconds))
         self.stopping = threading.Event()
@@ -83,6 +86,7 @@ class Daemon:
                     event(logging.ERROR, f"poll crashed: {exc}", error=type(exc).__name__)
                 return None
         self.health.record(result, utc_now())
+        self.metrics.observe_poll(result, time.time())
         if result.ok:
             self._backoff_until = None
             event(logging.INFO, "poll ok", poll=result.poll_id, pools=result.pools_seen,

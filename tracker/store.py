@@ -194,10 +194,9 @@ class Store:
         return sorted(out.rglob("*.parquet"))
 
     def size_bytes(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
+        """The file plus its write-ahead log (recent polls live there until a checkpoint)."""
+        paths = (self.path, self.path.with_name(self.path.name + ".wal"))
+        return sum(p.stat().st_size for p in paths if p.exists())
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,71 @@
+"""Metrics from the projection: names, values, disappearance, and `promtool check metrics`."""
+import shutil
+import subprocess
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+
+from policies.settings import ElasticSettings
+from tracker.events import PoolView
+from tracker.metrics import TrackerMetrics
+from tracker.poll import PollResult
+
+SINCE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+VIEWS = {
+    "a": PoolView("a", name="render", profile="docker-batch", tags=("x", "prod"), state="FullyExecuting",
+                  state_since=SINCE, running_instances=3, running_cores=12, queued_or_running=5,
+                  settings=ElasticSettings(1, 8, 0, 60, 0.5, 90), execution_seconds=3600.0),
+    "b": PoolView("b", name="idle", state="Failure", errors=("boom",)),
+}
+
+
+@pytest.fixture
+def metrics():
+    views = dict(VIEWS)
+    m = TrackerMetrics(lambda: list(views.values()), db_size=lambda: 4096,
+                       recommendations=lambda: {"a": {"search": ElasticSettings(0, 6, 1, 90, 1.0, 60)}})
+    m.views = views
+    return m
+
+
+def value(m, metric, **labels):
+    return m.registry.get_sample_value(metric, labels)
+
+
+def test_pool_series_follow_the_projection(metrics):
+    assert value(metrics, "qarnot_pool_info", pool_uuid="a", name="render", profile="docker-batch",
+                 tags="prod,x") == 1
+    assert value(metrics, "qarnot_pool_state", pool_uuid="a", state="FullyExecuting") == 1
+    assert value(metrics, "qarnot_pool_state", pool_uuid="a", state="Failure") == 0
+    assert value(metrics, "qarnot_pool_running_cores", pool_uuid="a") == 12
+    assert value(metrics, "qarnot_pool_execution_seconds_total", pool_uuid="a") == 3600
+    assert value(metrics, "qarnot_pool_spec_max_total_slots", pool_uuid="a") == 8
+    assert value(metrics, "qarnot_pool_recommended_max_total_slots", pool_uuid="a", policy="search") == 6
+    assert value(metrics, "qarnot_pool_state_transition_timestamp_seconds", pool_uuid="a") == SINCE.timestamp()
+    assert value(metrics, "qarnot_pool_errors", pool_uuid="b") == 1
+
+
+def test_a_deleted_pool_disappears(metrics):
+    del metrics.views["b"]
+    assert value(metrics, "qarnot_pool_state", pool_uuid="b", state="Failure") is None
+
+
+def test_tracker_health_metrics(metrics):
+    metrics.observe_poll(PollResult(1, "ok", "", 2, 0.2, Counter(state_changed=3)), 1000.0)
+    metrics.observe_poll(PollResult(2, "unavailable", "down", 0, 1.5), 1010.0)
+    metrics.count_retry("503")
+    assert value(metrics, "pool_tracker_polls_total", outcome="ok") == 1
+    assert value(metrics, "pool_tracker_polls_total", outcome="unavailable") == 1
+    assert value(metrics, "pool_tracker_events_appended_total", type="state_changed") == 3
+    assert value(metrics, "pool_tracker_last_successful_poll_timestamp_seconds") == 1000.0
+    assert value(metrics, "pool_tracker_api_retries_total", reason="503") == 1
+    assert value(metrics, "pool_tracker_poll_duration_seconds_count") == 2
+    assert value(metrics, "pool_tracker_database_size_bytes") == 4096
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (.ci/run installs it)")
+def test_promtool_finds_nothing_to_complain_about(metrics):
+    body, _ = metrics.exposition()
+    out = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert out.returncode == 0 and not out.stdout.strip() and not out.stderr.strip(), out.stdout + out.stderr
