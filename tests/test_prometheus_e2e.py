@@ -1,0 +1,110 @@
+"""A real Prometheus scrapes the daemon (tracking the emulator); every PromQL expression in the shipped
+dashboards returns data, and every alert rule is valid and evaluates over metrics that exist."""
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tracker.config import load_config
+from tracker.daemon import Daemon
+from tracker.emulator import Emulator
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
+                                reason="Debian's prometheus package is not installed (.ci/run installs it)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dashboard_exprs():
+    for path in sorted((ROOT / "dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                yield f"{path.stem}: {panel['title']}", target["expr"]
+
+
+def rule_exprs():
+    text = (ROOT / "dashboards" / "alerts.yml").read_text()
+    return re.findall(r"^\s+- alert: (\w+)\n\s+expr: (.+)$", text, re.M)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("prom")
+    with Emulator.running(pools=12, seed=4, speed=60.0, token="prom-token") as emu:
+        config, _ = load_config(env={}, overrides={
+            "api.url": emu.url, "api.clock": "server", "poll.interval_seconds": 1, "poll.jitter_seconds": 0,
+            "store.path": str(tmp / "t.duckdb"), "http.port": free_port()})
+        daemon = Daemon(config, emu.token)
+        daemon.start()
+        port = free_port()
+        (tmp / "prometheus.yml").write_text(
+            f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n"
+            f"rule_files: ['{ROOT / 'dashboards' / 'alerts.yml'}']\n"
+            f"scrape_configs:\n  - job_name: pool-tracker\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{config.http.port}']}}]\n")
+        proc = subprocess.Popen(["prometheus", f"--config.file={tmp / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if query(url, 'count(rate(pool_tracker_polls_total[30s]) > 0)'):
+                    break
+                time.sleep(0.5)
+            else:
+                pytest.fail("Prometheus never scraped two samples from the daemon")
+            yield url, daemon
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            daemon.stop()
+
+
+def query(url, expr):
+    try:
+        answer = httpx.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10).json()
+    except httpx.TransportError:
+        return None
+    assert answer["status"] == "success", (expr, answer)
+    return answer["data"]["result"]
+
+
+@pytest.mark.parametrize("where,expr", list(dashboard_exprs()), ids=lambda v: v if ":" in v else "")
+def test_every_dashboard_expression_returns_data(prometheus, where, expr):
+    url, daemon = prometheus
+    pool = next(iter(daemon.store.views.values())).name
+    concrete = expr.replace("$__rate_interval", "30s").replace("$pool", pool)
+    assert query(url, concrete), f"{where}: no data for {concrete}"
+
+
+@pytest.mark.parametrize("alert,expr", rule_exprs())
+def test_every_alert_rule_evaluates_over_metrics_that_exist(prometheus, alert, expr):
+    url, _ = prometheus
+    assert query(url, expr) is not None
+    for metric in set(re.findall(r"\b(qarnot_pool_\w+|pool_tracker_\w+)", expr)):
+        assert query(url, metric), f"{alert}: {metric} has no samples"
+    rules = httpx.get(f"{url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    loaded = {r["name"]: r["health"] for g in rules for r in g["rules"]}
+    assert loaded[alert] in ("ok", "unknown")
+
+
+def test_promtool_accepts_the_rules_and_the_live_exposition(prometheus):
+    check = subprocess.run(["promtool", "check", "rules", str(ROOT / "dashboards" / "alerts.yml")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    _, daemon = prometheus
+    body = httpx.get(f"{daemon.web.url}/metrics", timeout=10).content
+    lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
