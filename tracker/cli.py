@@ -141,7 +141,7 @@ def sql(query, db, url, fmt):
     from tracker.sql import QueryRefused, StoreError, render, run_query
 
     try:
-        click.echo(render(run_query(query, url=url, db=db), fmt))
+        click.echo(render(run_query(query, url=url, db=db), fmt).rstrip("\n"))
     except (QueryRefused, StoreError) as exc:
         fail(str(exc))
 
