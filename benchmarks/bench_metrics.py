@@ -6,7 +6,7 @@ the same views as JSON in the same process.
 import argparse
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 
 import orjson
@@ -41,12 +41,23 @@ def main():
     opts = args.parse_args()
     pools = views(opts.pools)
     metrics = TrackerMetrics(lambda: pools)
+    t_cold, _ = timed(metrics.exposition, repeat=1)
+
+    def after_a_poll_changing_10_percent():
+        for i in range(0, len(pools), 10):
+            pools[i] = replace(pools[i], running_instances=pools[i].running_instances + 1)
+        return metrics.exposition()
+
+    t_poll, _ = timed(after_a_poll_changing_10_percent)
     t_scrape, (body, _) = timed(metrics.exposition)
     t_json, _ = timed(lambda: orjson.dumps([asdict(v) for v in pools], default=str))
     series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
     print(f"{opts.pools} pools -> {series:,} series, {len(body) / 1e6:.1f} MB exposition")
-    print(f"/metrics scrape (median of 10): {t_scrape * 1000:7.1f} ms")
-    print(f"baseline: views as JSON        {t_json * 1000:7.1f} ms   ratio {t_scrape / t_json:.1f}x")
+    print(f"first scrape (every pool new):          {t_cold * 1000:7.1f} ms")
+    print(f"scrape after a poll changed 10% of pools: {t_poll * 1000:7.1f} ms (median of 10)")
+    print(f"scrape with no change since the last:     {t_scrape * 1000:7.1f} ms (median of 10)")
+    print(f"baseline: the views dumped as JSON:       {t_json * 1000:7.1f} ms; "
+          f"ratios {t_cold / t_json:.2f}x, {t_poll / t_json:.2f}x, {t_scrape / t_json:.2f}x")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from policies.settings import ElasticSettings
 from tracker.events import PoolView
@@ -29,8 +31,14 @@ def metrics():
     return m
 
 
+def samples(text: str) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def value(m, metric, **labels):
-    return m.registry.get_sample_value(metric, labels)
+    """A sample as a scraper sees it: parsed from the served exposition text."""
+    return samples(m.exposition()[0].decode()).get((metric, tuple(sorted(labels.items()))))
 
 
 def test_pool_series_follow_the_projection(metrics):
@@ -44,6 +52,16 @@ def test_pool_series_follow_the_projection(metrics):
     assert value(metrics, "qarnot_pool_recommended_max_total_slots", pool_uuid="a", policy="search") == 6
     assert value(metrics, "qarnot_pool_state_transition_timestamp_seconds", pool_uuid="a") == SINCE.timestamp()
     assert value(metrics, "qarnot_pool_errors", pool_uuid="b") == 1
+
+
+def test_cached_rendering_follows_changes_and_matches_the_collector(metrics):
+    value(metrics, "qarnot_pool_running_cores", pool_uuid="a")             # warm the cache
+    metrics.views["a"] = PoolView("a", name="render", state="Closing", running_cores=2)
+    assert value(metrics, "qarnot_pool_running_cores", pool_uuid="a") == 2
+    assert value(metrics, "qarnot_pool_state", pool_uuid="a", state="Closing") == 1
+    registry = CollectorRegistry()
+    registry.register(metrics.pools)
+    assert samples(generate_latest(registry).decode()) == samples(metrics.pools.render().decode())
 
 
 def test_a_deleted_pool_disappears(metrics):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -21,57 +21,102 @@ SETTINGS = tuple(API_FIELDS)  # min_total_slots, max_total_slots, ...
 Recommendations = Mapping[str, Mapping[str, ElasticSettings]]  # pool uuid -> policy -> settings
 
 
+# Per-pool families, in exposition order: name -> (type, help, extra label names).
+FAMILIES = {
+    "qarnot_pool_info": ("gauge", "Static properties of a pool (value 1).", ("name", "profile", "tags")),
+    "qarnot_pool_state": ("gauge", "1 for the pool's current state, 0 for the others.", ("state",)),
+    "qarnot_pool_state_transition_timestamp_seconds": ("gauge", "When the pool entered its state (API time).", ()),
+    "qarnot_pool_running_instances": ("gauge", "Running instances (slots).", ()),
+    "qarnot_pool_running_cores": ("gauge", "Running cores.", ()),
+    "qarnot_pool_queued_or_running_task_instances": ("gauge", "Task instances queued or running on the pool.", ()),
+    "qarnot_pool_errors": ("gauge", "Errors the API reports for the pool.", ()),
+    "qarnot_pool_execution_seconds_total": ("counter", "Total CPU execution time of the pool's instances.", ()),
+    "qarnot_pool_spec_elastic": ("gauge", "1 if the pool is elastic.", ()),
+    **{f"qarnot_pool_spec_{n}": ("gauge", f"Configured elastic {n}.", ()) for n in SETTINGS},
+    **{f"qarnot_pool_recommended_{n}": ("gauge", f"Recommended elastic {n}, per policy.", ("policy",))
+       for n in SETTINGS},
+}
+
+
+def pool_samples(view: PoolView, recommended: Mapping[str, ElasticSettings]):
+    """Every sample of one pool as (family, extra label values, value): the single source of pool metrics."""
+    yield "qarnot_pool_info", (view.name, view.profile or "", ",".join(sorted(view.tags))), 1.0
+    for name in STATES:
+        yield "qarnot_pool_state", (name,), 1.0 if view.state == name else 0.0
+    if view.state_since is not None:
+        yield "qarnot_pool_state_transition_timestamp_seconds", (), view.state_since.timestamp()
+    yield "qarnot_pool_running_instances", (), view.running_instances
+    yield "qarnot_pool_running_cores", (), view.running_cores
+    yield "qarnot_pool_queued_or_running_task_instances", (), view.queued_or_running
+    yield "qarnot_pool_errors", (), len(view.errors)
+    yield "qarnot_pool_execution_seconds_total", (), view.execution_seconds
+    if view.settings is not None:
+        yield "qarnot_pool_spec_elastic", (), 1.0 if view.settings.is_elastic else 0.0
+        for name in SETTINGS:
+            yield f"qarnot_pool_spec_{name}", (), getattr(view.settings, name)
+    for policy, settings in recommended.items():
+        for name in SETTINGS:
+            yield f"qarnot_pool_recommended_{name}", (policy,), getattr(settings, name)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
 class PoolCollector(Collector):
-    """Turns the current pool views into metric families at each scrape."""
+    """Per-pool metrics from the current views, read fresh at each scrape.
+
+    `render()` serves them as exposition text, re-formatting only pools whose view (immutable, so
+    compared by identity) or recommendations changed since the last scrape: 10,000 pools are ~240,000
+    series, too many to format from scratch in Python at every scrape. `collect()` yields the same
+    samples as metric families, for use in any prometheus_client registry.
+    """
 
     def __init__(self, views: Callable[[], Iterable[PoolView]],
                  recommendations: Callable[[], Recommendations] = dict) -> None:
         self.views, self.recommendations = views, recommendations
+        self._cache: dict[str, tuple[PoolView, object, dict[str, str]]] = {}
 
     def collect(self):
-        pool = ["pool_uuid"]
-        info = InfoMetricFamily("qarnot_pool", "Static properties of a pool.",
-                                labels=["pool_uuid", "name", "profile", "tags"])
-        state = GaugeMetricFamily("qarnot_pool_state", "1 for the pool's current state, 0 for the others.",
-                                  labels=pool + ["state"])
-        since = GaugeMetricFamily("qarnot_pool_state_transition_timestamp_seconds",
-                                  "When the pool entered its current state (API time).", labels=pool)
-        slots = GaugeMetricFamily("qarnot_pool_running_instances", "Running instances (slots).", labels=pool)
-        cores = GaugeMetricFamily("qarnot_pool_running_cores", "Running cores.", labels=pool)
-        queued = GaugeMetricFamily("qarnot_pool_queued_or_running_task_instances",
-                                   "Task instances queued or running on the pool.", labels=pool)
-        errors = GaugeMetricFamily("qarnot_pool_errors", "Errors the API reports for the pool.", labels=pool)
-        execution = CounterMetricFamily("qarnot_pool_execution_seconds",
-                                        "Total CPU execution time of the pool's instances.", labels=pool)
-        elastic = GaugeMetricFamily("qarnot_pool_spec_elastic", "1 if the pool is elastic.", labels=pool)
-        spec = {name: GaugeMetricFamily(f"qarnot_pool_spec_{name}", f"Configured elastic {name}.", labels=pool)
-                for name in SETTINGS}
-        recommended = {name: GaugeMetricFamily(f"qarnot_pool_recommended_{name}",
-                                               f"Recommended elastic {name}, per policy.", labels=pool + ["policy"])
-                       for name in SETTINGS}
+        families = {name: GaugeMetricFamily(name, text, labels=["pool_uuid", *extra]) if kind == "gauge" else
+                    CounterMetricFamily(name.removesuffix("_total"), text, labels=["pool_uuid", *extra])
+                    for name, (kind, text, extra) in FAMILIES.items()}
+        recommendations = self.recommendations()
         for view in self.views():
-            uid = [view.uuid]
-            info.add_metric([view.uuid, view.name, view.profile or "", ",".join(sorted(view.tags))], {})
-            for name in STATES:
-                state.add_metric(uid + [name], 1.0 if view.state == name else 0.0)
-            if view.state_since is not None:
-                since.add_metric(uid, view.state_since.timestamp())
-            slots.add_metric(uid, view.running_instances)
-            cores.add_metric(uid, view.running_cores)
-            queued.add_metric(uid, view.queued_or_running)
-            errors.add_metric(uid, len(view.errors))
-            execution.add_metric(uid, view.execution_seconds)
-            if view.settings is not None:
-                elastic.add_metric(uid, 1.0 if view.settings.is_elastic else 0.0)
-                for name in SETTINGS:
-                    spec[name].add_metric(uid, getattr(view.settings, name))
-        for uuid, by_policy in self.recommendations().items():
-            for policy, settings in by_policy.items():
-                for name in SETTINGS:
-                    recommended[name].add_metric([uuid, policy], getattr(settings, name))
-        yield from (info, state, since, slots, cores, queued, errors, execution, elastic)
-        yield from spec.values()
-        yield from recommended.values()
+            for family, labels, value in pool_samples(view, recommendations.get(view.uuid, {})):
+                families[family].add_metric([view.uuid, *labels], value)
+        yield from families.values()
+
+    def render(self) -> bytes:
+        recommendations = self.recommendations()
+        chunks: dict[str, list[str]] = {name: [] for name in FAMILIES}
+        fresh = {}
+        for view in self.views():
+            recommended = recommendations.get(view.uuid, {})
+            cached = self._cache.get(view.uuid)
+            if cached and cached[0] is view and cached[1] == recommended:
+                lines = cached[2]
+            else:
+                lines = self._format(view, recommended)
+            fresh[view.uuid] = (view, recommended, lines)
+            for family, text in lines.items():
+                chunks[family].append(text)
+        self._cache = fresh
+        out = []
+        for name, (kind, text, _) in FAMILIES.items():
+            out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
+            out.extend(chunks[name])
+        return "".join(out).encode()
+
+    @staticmethod
+    def _format(view: PoolView, recommended: Mapping[str, ElasticSettings]) -> dict[str, str]:
+        lines: dict[str, str] = {}
+        for family, labels, value in pool_samples(view, recommended):
+            extra = FAMILIES[family][2]
+            label_text = "".join(f',{k}="{_escape(v)}"' for k, v in zip(extra, labels))
+            lines[family] = lines.get(family, "") + f'{family}{{pool_uuid="{_escape(view.uuid)}"{label_text}}} ' \
+                                                    f"{float(value)!r}\n"
+        return lines
 
 
 class TrackerMetrics:
@@ -93,7 +138,7 @@ class TrackerMetrics:
                                ["reason"], registry=r)
         Gauge("pool_tracker_database_size_bytes", "Size of the DuckDB file.", registry=r).set_function(db_size)
         Info("pool_tracker_build", "pool-tracker version.", registry=r).info({"version": __version__})
-        r.register(PoolCollector(views, recommendations))
+        self.pools = PoolCollector(views, recommendations)
 
     def observe_poll(self, result, finished_at: float) -> None:
         self.polls.labels(result.outcome).inc()
@@ -107,4 +152,4 @@ class TrackerMetrics:
         self.retries.labels(reason).inc()
 
     def exposition(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry) + self.pools.render(), CONTENT_TYPE_LATEST
