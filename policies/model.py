@@ -98,6 +98,10 @@ class PoolModel:
     def closed(self) -> bool:
         return self.draining and not (self.ready or self.starting or self.busy)
 
+    def waiting(self) -> list[tuple[float, int]]:
+        """Instances still queued, as (submitted_at, count) groups."""
+        return [(submitted, n) for submitted, n, _ in self._queue]
+
     @property
     def idle(self) -> int:
         return self.ready - self.busy

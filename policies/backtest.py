@@ -1,0 +1,161 @@
+"""Back-testing: replay a demand trace through the elastic model under candidate settings, and score it.
+
+"Had this pool run with these settings, what would it have cost and how long would work have waited?"
+Pure and deterministic; the model is `policies.model.PoolModel`, the same one the emulator runs.
+
+Scores (per run):
+- cost: slot-hours provisioned (ready slots over time), idle slot-hours, core-hours when cores per slot
+  are known;
+- service: task-instance wait from submission to start, p50/p95/max, and the share waiting longer than
+  an SLO;
+- the SPEC Research Group elasticity metrics (Herbst et al., "Quantifying Cloud Performance and
+  Dependability", ACM TOMPECS 2018), in percent, with demand d(t) = busy + queued instances and supply
+  s(t) = ready slots:
+  under-provisioning accuracy  100/T * integral of max(d - s, 0) / max(d, 1) dt
+  over-provisioning accuracy   100/T * integral of max(s - d, 0) / max(d, 1) dt
+  under-provisioning timeshare 100/T * time with d > s
+  over-provisioning timeshare  100/T * time with s > d
+  instability                  100 * share of sampling steps where supply and demand move in different
+                               directions (sign of change differs), on a grid of `resize_period` seconds.
+  Zero demand: accuracies divide by max(d, 1), so every slot kept while nothing runs counts as one
+  unit of over-provisioning (not an undefined ratio), and such periods count fully in the timeshares.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from policies.model import DEFAULT_STARTUP_DELAY, PoolModel
+from policies.settings import ElasticSettings
+from policies.traces import Trace
+
+SETTLE_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Score:
+    slot_hours: float
+    idle_slot_hours: float
+    core_hours: float | None
+    wait_p50: float
+    wait_p95: float
+    wait_max: float
+    share_over_slo: float
+    under_accuracy: float
+    over_accuracy: float
+    under_timeshare: float
+    over_timeshare: float
+    instability: float
+    instances: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Replay:
+    settings: ElasticSettings
+    start: float
+    end: float
+    slot_seconds: float
+    busy_seconds: float
+    waits: np.ndarray      # seconds, one entry per group of instances
+    counts: np.ndarray     # instances in each group
+    timeline: np.ndarray   # rows (time, demand, supply), a step function from `start` to `end`
+
+
+def replay(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DEFAULT_STARTUP_DELAY,
+           start: float | None = None, end: float | None = None) -> Replay:
+    """Run the trace through the model from `start` to `end`.
+
+    By default the window runs from the first arrival to an hour after the last instance would finish
+    if it started on arrival: the same window for every candidate, so their costs compare. Instances
+    still queued at `end` count with the wait they had so far (a lower bound), so a starved candidate
+    cannot look good by never starting work.
+    """
+    arrivals = trace.arrivals
+    start = (arrivals[0][0] if arrivals else 0.0) if start is None else start
+    if end is None:
+        end = max((t + d for t, _, d in arrivals), default=start) + SETTLE_SECONDS
+    waits, timeline = [], []
+    model = PoolModel(settings, start, startup_delay, waits=waits, timeline=timeline)
+    for at, instances, duration in arrivals:
+        if at >= start:
+            model.submit(at, instances, duration)
+    model.advance(end)
+    waits.extend((end - submitted, n) for submitted, n in model.waiting())
+    timeline.append((end, model.busy + model.queued, model.ready))
+    pairs = np.array(waits, dtype=float).reshape(-1, 2)
+    return Replay(settings, start, end, model.slot_seconds, model.busy_seconds, pairs[:, 0],
+                  pairs[:, 1].astype(np.int64), np.array(timeline, dtype=float))
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The q-quantile of `values` repeated `weights` times (the lower one at ties), without repeating."""
+    if len(values) == 0:
+        return 0.0
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    index = np.searchsorted(cumulative, q * cumulative[-1], side="left")
+    return float(values[order][min(index, len(values) - 1)])
+
+
+def score(run: Replay, *, slo_seconds: float = 300.0, cores_per_slot: int | None = None) -> Score:
+    t, demand, supply = run.timeline[:, 0], run.timeline[:, 1], run.timeline[:, 2]
+    span = max(run.end - run.start, 1e-9)
+    dt = np.diff(t)
+    d, s = demand[:-1], supply[:-1]
+    ratio_base = np.maximum(d, 1.0)
+    total = int(run.counts.sum())
+    return Score(
+        slot_hours=run.slot_seconds / 3600,
+        idle_slot_hours=(run.slot_seconds - run.busy_seconds) / 3600,
+        core_hours=None if cores_per_slot is None else run.slot_seconds * cores_per_slot / 3600,
+        wait_p50=weighted_quantile(run.waits, run.counts, 0.50),
+        wait_p95=weighted_quantile(run.waits, run.counts, 0.95),
+        wait_max=float(run.waits.max()) if total else 0.0,
+        share_over_slo=float(run.counts[run.waits > slo_seconds].sum() / total) if total else 0.0,
+        under_accuracy=float(100 * np.sum(np.maximum(d - s, 0) / ratio_base * dt) / span),
+        over_accuracy=float(100 * np.sum(np.maximum(s - d, 0) / ratio_base * dt) / span),
+        under_timeshare=float(100 * np.sum(dt[d > s]) / span),
+        over_timeshare=float(100 * np.sum(dt[s > d]) / span),
+        instability=_instability(t, demand, supply, run.start, run.end, run.settings.resize_period),
+        instances=total,
+    )
+
+
+def _instability(t, demand, supply, start, end, step) -> float:
+    grid = np.arange(start, end, step)
+    if len(grid) < 3:
+        return 0.0
+    at = np.searchsorted(t, grid, side="right") - 1   # the step function's value at each grid point
+    moves_d, moves_s = np.sign(np.diff(demand[at])), np.sign(np.diff(supply[at]))
+    return float(100 * np.mean(moves_d != moves_s))
+
+
+def backtest(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DEFAULT_STARTUP_DELAY,
+             slo_seconds: float = 300.0, cores_per_slot: int | None = None) -> Score:
+    return score(replay(trace, settings, startup_delay=startup_delay),
+                 slo_seconds=slo_seconds, cores_per_slot=cores_per_slot)
+
+
+def peak_demand(trace: Trace) -> int:
+    """The most instances that would run at once if every one started on arrival."""
+    if not trace.arrivals:
+        return 0
+    times = np.array([(t, n) for t, n, _ in trace.arrivals] + [(t + d, -n) for t, n, d in trace.arrivals])
+    order = np.lexsort((times[:, 1], times[:, 0]))      # ends before starts at the same instant
+    return int(np.cumsum(times[order, 1]).max())
+
+
+def baselines(trace: Trace, current: ElasticSettings | None = None) -> dict[str, ElasticSettings]:
+    """Reference settings every recommendation is compared with."""
+    peak = max(1, peak_demand(trace))
+    out = {
+        "static-at-peak": ElasticSettings(peak, peak, 0, 0, 1.0, 90, is_elastic=False),
+        "sdk-defaults-max-at-peak": ElasticSettings(0, peak, 0, 0, 1.0, 90),
+    }
+    if current is not None:
+        out["current"] = current
+    return out
