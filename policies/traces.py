@@ -75,3 +75,43 @@ def read_swf(text: str) -> Trace:
             continue
         rows.append((submit, processors, run))
     return _trace(rows, skipped)
+
+
+def history_to_trace(frame) -> tuple[Trace, float, float]:
+    """A tracker history frame (`Store.history`) -> (trace, window start, window end), times in seconds.
+
+    The API reports counts, not tasks, so the trace is an estimate: each rise of queued-or-running
+    instances is that many arrivals at the poll that saw it; each fall is that many completions. With
+    busy instances taken as min(queued-or-running, running slots), instances start in arrival order as
+    busy rises and finish oldest-started first, which gives each its duration. Instances still running
+    at the end keep the duration they had so far. Arrivals and completions between two polls are seen
+    at the later poll, so the estimate's resolution is the poll interval.
+    """
+    if len(frame) == 0:
+        return Trace(()), 0.0, 0.0
+    at = frame["at"].to_numpy()
+    times = at.astype("datetime64[us]").astype("int64") / 1e6 if at.dtype.kind == "M" else at.astype(float)
+    queued_or_running = frame["queued_or_running"].to_numpy()
+    slots = frame["running_instances"].to_numpy()
+    waiting: list[float] = []     # arrival times, oldest first
+    running: list[list[float]] = []  # [arrival, start], oldest start first
+    rows: list[tuple[float, int, float]] = []
+    previous = 0
+    for t, q, r in zip(times, queued_or_running, slots):
+        t, q = float(t), int(q)
+        if q < previous:                               # completions
+            for _ in range(previous - q):
+                arrival, started = (running.pop(0) if running else (waiting.pop(0), t))
+                rows.append((arrival, 1, t - started))
+        elif q > previous:                             # arrivals
+            waiting.extend([t] * (q - previous))
+        while waiting and len(running) < min(q, int(r)):
+            running.append([waiting.pop(0), t])
+        previous = q
+    end = float(times[-1])
+    rows.extend((arrival, 1, end - started) for arrival, started in running)
+    rows.extend((arrival, 1, 0.0) for arrival in waiting)
+    grouped: dict[tuple[float, float], int] = {}
+    for arrival, n, duration in rows:
+        grouped[(arrival, duration)] = grouped.get((arrival, duration), 0) + n
+    return _trace([(a, n, d) for (a, d), n in grouped.items()], []), float(times[0]), end

@@ -37,3 +37,16 @@ def test_csv_round_trips_any_valid_rows(rows):
     text = "submit_time,instances,duration_seconds\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows)
     trace = read_csv(text)
     assert trace.arrivals == tuple(sorted((float(a), b, float(c)) for a, b, c in rows)) and not trace.skipped
+
+
+def test_history_becomes_arrivals_with_estimated_durations():
+    import pandas as pd
+    from policies.traces import history_to_trace
+
+    frame = pd.DataFrame({"at": pd.to_datetime([0, 30, 60, 90, 120, 150], unit="s"),
+                          "queued_or_running": [0, 3, 3, 1, 1, 0], "running_instances": [0, 0, 2, 2, 1, 1]})
+    trace, start, end = history_to_trace(frame)
+    # three arrive at 30; two start at 60 (two slots); two finish at 90 -> 30 s each; the third
+    # starts at 90 and finishes at 150 -> 60 s
+    assert (start, end) == (0.0, 150.0)
+    assert trace.arrivals == ((30.0, 1, 60.0), (30.0, 2, 30.0))
