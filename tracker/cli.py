@@ -158,3 +158,35 @@ def export(directory, db):
         click.echo(do_export(db, directory))
     except StoreError as exc:
         fail(str(exc))
+
+
+@main.command()
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
+              help="Task arrivals: CSV (submit_time,instances,duration_seconds) or SWF (.swf).")
+@click.option("--pool", help="Replay a tracked pool's own history instead (uuid).")
+@click.option("--db", default="pool-tracker.duckdb", show_default=True, help="History file, for --pool.")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first, for --pool.")
+@click.option("--settings", "settings_texts", multiple=True, metavar="K=V,...",
+              help="Candidate elastic settings, e.g. max=20,min_idle=1,idle_time=300,factor=0.5,period=90 "
+                   "(repeatable; unnamed knobs take the SDK defaults).")
+@click.option("--startup-delay", default=60.0, show_default=True, help="Seconds a new slot takes to start.")
+@click.option("--slo", default=300.0, show_default=True, help="Wait (seconds) counted as too long.")
+@click.option("--cores-per-slot", type=int, help="Also report core-hours.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write demand vs supply to this PNG.")
+def backtest(trace_path, pool, db, url, settings_texts, startup_delay, slo, cores_per_slot, fmt, plot_path):
+    """Score elastic settings against real demand: cost (slot-hours), waits and elasticity metrics,
+    side by side with baselines (static at peak, SDK defaults with max at peak, the pool's current)."""
+    from policies.settings import InvalidSettings
+    from policies.traces import TraceError
+    from tracker.backtest_cmd import run_backtest
+    from tracker.sql import QueryRefused, StoreError
+
+    if bool(trace_path) == bool(pool):
+        fail("give exactly one of --trace FILE or --pool UUID")
+    try:
+        click.echo(run_backtest(trace_path=trace_path, pool=pool, db=db, url=url, settings_texts=settings_texts,
+                                startup_delay=startup_delay, slo=slo, cores_per_slot=cores_per_slot, fmt=fmt,
+                                plot_path=plot_path))
+    except (TraceError, InvalidSettings, QueryRefused, StoreError) as exc:
+        fail(str(exc))

@@ -1,0 +1,110 @@
+"""`pool-tracker backtest`: load a demand trace, replay it under baselines and candidate settings, print
+the scores side by side, and optionally plot demand against supply."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from policies.backtest import Replay, baselines, replay, score
+from policies.settings import ElasticSettings, InvalidSettings
+from policies.traces import Trace, TraceError, history_to_trace, read_csv, read_swf
+from tracker.sql import run_query
+
+ALIASES = {"min": "min_total_slots", "max": "max_total_slots", "min_idle": "min_idle_slots",
+           "idle_time": "min_idle_time_seconds", "factor": "resize_factor", "period": "resize_period"}
+HISTORY_SETTINGS = ("min_total_slots", "max_total_slots", "min_idle_slots", "min_idle_time_seconds",
+                    "resize_factor", "resize_period")
+
+
+def parse_settings(text: str) -> ElasticSettings:
+    """`max_total_slots=20,resize_factor=0.5` (or short names: min, max, min_idle, idle_time, factor,
+    period) over the SDK's defaults."""
+    values = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, raw = part.partition("=")
+        key = ALIASES.get(key.strip(), key.strip())
+        if not sep or key not in HISTORY_SETTINGS:
+            raise InvalidSettings(f"cannot read {part!r} in --settings; use NAME=VALUE with NAME one of "
+                                  f"{', '.join(HISTORY_SETTINGS)} (or {', '.join(ALIASES)})")
+        try:
+            values[key] = float(raw) if key == "resize_factor" else int(raw)
+        except ValueError:
+            raise InvalidSettings(f"{key} needs a number, got {raw!r}") from None
+    return ElasticSettings(**values).validated()
+
+
+def load_trace(path: str | None, pool: str | None, db: str, url: str | None):
+    """-> (trace, start, end, the pool's current settings or None, source description)."""
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise TraceError(f"cannot read {path}: {exc.strerror}") from None
+        trace = read_swf(text) if path.lower().endswith(".swf") else read_csv(text)
+        return trace, None, None, None, path
+    frame = run_query(f"SELECT * FROM pool_history WHERE pool_uuid = '{pool.replace(chr(39), '')}' ORDER BY \"at\"",
+                      url=url, db=db)
+    if frame.empty:
+        raise TraceError(f"no history for pool {pool} in {db}; check the uuid with "
+                         "`pool-tracker sql \"SELECT pool_uuid, name FROM pool_current\"`")
+    frame["at"] = pd.to_datetime(frame["at"])
+    trace, start, end = history_to_trace(frame)
+    last = frame.iloc[-1]
+    current = None
+    if not pd.isna(last["max_total_slots"]):
+        current = ElasticSettings(**{k: (float if k == "resize_factor" else int)(last[k]) for k in HISTORY_SETTINGS})
+    return trace, start, end, current, f"pool {pool}"
+
+
+def compare(trace: Trace, candidates: dict[str, ElasticSettings], *, start=None, end=None,
+            startup_delay: float = 60.0, slo: float = 300.0, cores_per_slot: int | None = None,
+            progress: bool = False) -> tuple[pd.DataFrame, dict[str, Replay]]:
+    runs, rows = {}, []
+    for label, settings in tqdm(candidates.items(), disable=not progress, desc="back-testing", unit="run"):
+        runs[label] = run = replay(trace, settings, startup_delay=startup_delay, start=start, end=end)
+        rows.append({"candidate": label, **score(run, slo_seconds=slo, cores_per_slot=cores_per_slot).as_dict()})
+    table = pd.DataFrame(rows).set_index("candidate")
+    return (table if cores_per_slot else table.drop(columns=["core_hours"])), runs
+
+
+def plot(runs: dict[str, Replay], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(runs), 1, figsize=(12, 2.6 * len(runs)), sharex=True, squeeze=False)
+    for ax, (label, run) in zip(axes[:, 0], runs.items()):
+        hours = (run.timeline[:, 0] - run.start) / 3600
+        ax.step(hours, run.timeline[:, 1], where="post", label="demand (busy + queued)", color="tab:orange")
+        ax.step(hours, run.timeline[:, 2], where="post", label="supply (ready slots)", color="tab:blue")
+        ax.set_title(label, fontsize=10, loc="left")
+        ax.set_ylabel("instances")
+    axes[0, 0].legend(loc="upper right")
+    axes[-1, 0].set_xlabel("hours since the start of the trace")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_backtest(*, trace_path, pool, db, url, settings_texts, startup_delay, slo, cores_per_slot, fmt,
+                 plot_path) -> str:
+    trace, start, end, current, source = load_trace(trace_path, pool, db, url)
+    if not trace.arrivals:
+        raise TraceError(f"{source} has no task arrivals to replay")
+    candidates = baselines(trace, current)
+    candidates.update({text: parse_settings(text) for text in settings_texts})
+    table, runs = compare(trace, candidates, start=start, end=end, startup_delay=startup_delay, slo=slo,
+                          cores_per_slot=cores_per_slot, progress=len(candidates) > 4)
+    if plot_path:
+        plot(runs, plot_path)
+    header = (f"{source}: {len(trace.arrivals)} tasks, {trace.instances} instances"
+              + (f", {len(trace.skipped)} lines skipped (first: {trace.skipped[0]})" if trace.skipped else ""))
+    if fmt == "json":
+        return json.dumps({"source": source, "skipped": list(trace.skipped),
+                           "results": json.loads(table.reset_index().to_json(orient="records"))}, indent=1)
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.2f}".format):
+        return header + "\n" + table.T.to_string()
