@@ -1,0 +1,62 @@
+"""`pool-tracker backtest` as a user runs it: on a trace file, on a tracked pool, with bad input."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from policies.settings import ElasticSettings
+from policies.workload import Workload
+from tracker.api import QarnotClient
+from tracker.emulator import Emulator
+from tracker.poll import poll_once, server_clock
+from tracker.store import Store
+
+TRACES = Path(__file__).resolve().parent.parent / "benchmarks" / "traces"
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "tracker", "backtest", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_trace_file_compares_candidates_with_baselines_and_plots(tmp_path):
+    out = cli("--trace", str(TRACES / "bursty.csv"), "--settings", "max=40,min_idle=2", "--format", "json",
+              "--plot", str(tmp_path / "p.png"))
+    assert out.returncode == 0, out.stderr
+    results = {r["candidate"]: r for r in json.loads(out.stdout)["results"]}
+    assert set(results) == {"static-at-peak", "sdk-defaults-max-at-peak", "max=40,min_idle=2"}
+    assert results["static-at-peak"]["slot_hours"] > results["sdk-defaults-max-at-peak"]["slot_hours"]
+    assert results["static-at-peak"]["wait_p95"] <= results["max=40,min_idle=2"]["wait_p95"]
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_swf_with_malformed_lines_reports_them(tmp_path):
+    swf = tmp_path / "log.swf"
+    swf.write_text("; comment\n1 0 1 600 4 -1 -1 4 600\n2 30 1 -1 2 -1\n3 nonsense\n")
+    out = cli("--trace", str(swf))
+    assert out.returncode == 0 and "1 tasks, 4 instances, 2 lines skipped (first: line 3" in out.stdout
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("when,count\n1,2\n")
+    for args in (["--trace", str(bad)], ["--trace", str(TRACES / "steady.csv"), "--settings", "factor=2"],
+                 ["--trace", str(tmp_path / "missing.csv")], []):
+        out = cli(*args)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, (args, out.stderr)
+
+
+def test_a_tracked_pools_own_history_against_its_current_settings(tmp_path):
+    clock = [1_800_000_000.0]
+    settings = ElasticSettings(2, 30, 0, 60, 1.0, 90)
+    with Emulator.running(pools=0, token="t", clock=lambda: clock[0]) as emu:
+        pool = emu.cluster.create_pool("p", "docker-batch", settings, at=clock[0], workload=Workload("steady", 5))
+        api, store = QarnotClient(emu.url, "t"), Store(tmp_path / "h.duckdb")
+        for _ in range(240):
+            poll_once(api, store, clock=server_clock(api))
+            clock[0] += 30
+        store.close()
+    out = cli("--pool", pool.uuid, "--db", str(tmp_path / "h.duckdb"), "--url", "", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    results = {r["candidate"]: r for r in json.loads(out.stdout)["results"]}
+    assert results["current"]["slot_hours"] > 2 * 2 * 0.9   # at least its two minimum slots for two hours
