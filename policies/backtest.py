@@ -23,6 +23,7 @@ Scores (per run):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -66,13 +67,14 @@ class Replay:
 
 
 def replay(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DEFAULT_STARTUP_DELAY,
-           start: float | None = None, end: float | None = None) -> Replay:
+           start: float | None = None, end: float | None = None,
+           changes: Sequence[tuple[float, ElasticSettings]] = ()) -> Replay:
     """Run the trace through the model from `start` to `end`.
 
     By default the window runs from the first arrival to an hour after the last instance would finish
     if it started on arrival: the same window for every candidate, so their costs compare. Instances
     still queued at `end` count with the wait they had so far (a lower bound), so a starved candidate
-    cannot look good by never starting work.
+    cannot look good by never starting work. `changes` switches settings at given times (a schedule).
     """
     arrivals = trace.arrivals
     start = (arrivals[0][0] if arrivals else 0.0) if start is None else start
@@ -83,6 +85,9 @@ def replay(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DE
     for at, instances, duration in arrivals:
         if at >= start:
             model.submit(at, instances, duration)
+    for at, new in sorted(changes, key=lambda change: change[0]):
+        if start <= at < end:
+            model.set_settings(at, new)
     model.advance(end)
     waits.extend((end - submitted, n) for submitted, n in model.waiting())
     timeline.append((end, model.busy + model.queued, model.ready))
@@ -135,8 +140,9 @@ def _instability(t, demand, supply, start, end, step) -> float:
 
 
 def backtest(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DEFAULT_STARTUP_DELAY,
-             slo_seconds: float = 300.0, cores_per_slot: int | None = None) -> Score:
-    return score(replay(trace, settings, startup_delay=startup_delay),
+             slo_seconds: float = 300.0, cores_per_slot: int | None = None,
+             changes: Sequence[tuple[float, ElasticSettings]] = ()) -> Score:
+    return score(replay(trace, settings, startup_delay=startup_delay, changes=changes),
                  slo_seconds=slo_seconds, cores_per_slot=cores_per_slot)
 
 

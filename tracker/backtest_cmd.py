@@ -90,13 +90,38 @@ def plot(runs: dict[str, Replay], path: str) -> None:
     plt.close(fig)
 
 
-def run_backtest(*, trace_path, pool, db, url, settings_texts, startup_delay, slo, cores_per_slot, fmt,
+def policy_candidates(names: list[str], trace: Trace, start, end, current, startup_delay, slo):
+    """Run the named policies (or "all") on the trace; -> ({label: settings}, [reason lines])."""
+    from policies.recommendation import Demand
+    from policies.registry import POLICIES
+
+    chosen = list(POLICIES) if "all" in names else names
+    unknown = [n for n in chosen if n not in POLICIES]
+    if unknown:
+        raise InvalidSettings(f"unknown policy {unknown[0]!r}; choose from {', '.join(POLICIES)} or all")
+    first = trace.arrivals[0][0]
+    demand = Demand(trace, first if start is None else start,
+                    max(t for t, _, _ in trace.arrivals) if end is None else end, startup_delay, slo)
+    current = current or baselines(trace)["sdk-defaults-max-at-peak"]   # what a user would start from
+    settings, reasons = {}, []
+    for name in chosen:
+        rec = POLICIES[name](demand, current)
+        reasons.append(f"policy:{name}: {rec.reason_code}: {rec.reason} (confidence {rec.confidence:.2f})")
+        if rec.settings is not None:
+            settings[f"policy:{name}"] = rec.settings
+    return settings, reasons
+
+
+def run_backtest(*, trace_path, pool, db, url, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt,
                  plot_path) -> str:
     trace, start, end, current, source = load_trace(trace_path, pool, db, url)
     if not trace.arrivals:
         raise TraceError(f"{source} has no task arrivals to replay")
     candidates = baselines(trace, current)
     candidates.update({text: parse_settings(text) for text in settings_texts})
+    proposed, reasons = policy_candidates(list(policies), trace, start, end, current, startup_delay, slo) \
+        if policies else ({}, [])
+    candidates.update(proposed)
     table, runs = compare(trace, candidates, start=start, end=end, startup_delay=startup_delay, slo=slo,
                           cores_per_slot=cores_per_slot, progress=len(candidates) > 4)
     if plot_path:
@@ -104,7 +129,7 @@ def run_backtest(*, trace_path, pool, db, url, settings_texts, startup_delay, sl
     header = (f"{source}: {len(trace.arrivals)} tasks, {trace.instances} instances"
               + (f", {len(trace.skipped)} lines skipped (first: {trace.skipped[0]})" if trace.skipped else ""))
     if fmt == "json":
-        return json.dumps({"source": source, "skipped": list(trace.skipped),
+        return json.dumps({"source": source, "skipped": list(trace.skipped), "policies": reasons,
                            "results": json.loads(table.reset_index().to_json(orient="records"))}, indent=1)
     with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.2f}".format):
-        return header + "\n" + table.T.to_string()
+        return "\n".join([header, *reasons, table.T.to_string()])

@@ -169,12 +169,15 @@ def export(directory, db):
 @click.option("--settings", "settings_texts", multiple=True, metavar="K=V,...",
               help="Candidate elastic settings, e.g. max=20,min_idle=1,idle_time=300,factor=0.5,period=90 "
                    "(repeatable; unnamed knobs take the SDK defaults).")
+@click.option("--policy", "policies", multiple=True, metavar="NAME|all",
+              help="Add a policy's recommendation as a candidate: target-tracking, percentiles, idle-headroom, "
+                   "time-of-week, search, or all (repeatable).")
 @click.option("--startup-delay", default=60.0, show_default=True, help="Seconds a new slot takes to start.")
 @click.option("--slo", default=300.0, show_default=True, help="Wait (seconds) counted as too long.")
 @click.option("--cores-per-slot", type=int, help="Also report core-hours.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write demand vs supply to this PNG.")
-def backtest(trace_path, pool, db, url, settings_texts, startup_delay, slo, cores_per_slot, fmt, plot_path):
+def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt, plot_path):
     """Score elastic settings against real demand: cost (slot-hours), waits and elasticity metrics,
     side by side with baselines (static at peak, SDK defaults with max at peak, the pool's current)."""
     from policies.settings import InvalidSettings
@@ -186,7 +189,7 @@ def backtest(trace_path, pool, db, url, settings_texts, startup_delay, slo, core
         fail("give exactly one of --trace FILE or --pool UUID")
     try:
         click.echo(run_backtest(trace_path=trace_path, pool=pool, db=db, url=url, settings_texts=settings_texts,
-                                startup_delay=startup_delay, slo=slo, cores_per_slot=cores_per_slot, fmt=fmt,
+                                policies=policies, startup_delay=startup_delay, slo=slo, cores_per_slot=cores_per_slot, fmt=fmt,
                                 plot_path=plot_path))
     except (TraceError, InvalidSettings, QueryRefused, StoreError) as exc:
         fail(str(exc))
