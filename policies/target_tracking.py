@@ -29,7 +29,6 @@ def target_tracking(demand: Demand, current: ElasticSettings | None, config: Con
     steps = max(1, int(config.stabilization_seconds // 60))
     stabilized = np.array([need[max(0, i - steps + 1):i + 1].max() for i in range(0, len(need), steps)])
     desired_max = math.ceil(stabilized.max())
-    desired_min = math.floor(need[-steps:].min()) if len(need) else 0
     if current is not None and current.max_total_slots and \
             abs(desired_max / current.max_total_slots - 1) <= config.tolerance:
         desired_max = current.max_total_slots
@@ -38,5 +37,5 @@ def target_tracking(demand: Demand, current: ElasticSettings | None, config: Con
     else:
         code, why = "scale_to_target", (f"peak need over the window is {stabilized.max():.0f} slots at "
                                         f"{config.target_utilization:.0%} target utilisation")
-    settings = clamp_settings(current, max_total_slots=desired_max, min_total_slots=min(desired_min, desired_max))
+    settings = clamp_settings(current, max_total_slots=desired_max)
     return recommend(NAME, demand, current, settings, code, why)
