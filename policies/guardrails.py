@@ -1,0 +1,91 @@
+"""Guardrails between a recommendation and a commit to Qarnot. Pure: each check returns a decision with
+a reason code and a sentence, so every refusal says which guardrail held the commit back."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from policies.recommendation import Recommendation
+from policies.settings import ElasticSettings
+
+NOT_RUNNING = ("Closing", "Closed", "Failure", "PendingDelete", "UnSubmitted")
+
+
+@dataclass(frozen=True)
+class CommitRules:
+    opt_in: str = "pool-tracker-autoscale"   # a tag, or a label set to "true", that lets the advisor commit
+    max_relative_change: float = 0.5         # per knob, per commit
+    cooldown_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    code: str
+    reason: str
+    settings: ElasticSettings | None = None   # what would be sent (after limiting)
+
+
+def opted_in(tags, labels, rules: CommitRules) -> bool:
+    return rules.opt_in in tags or dict(labels).get(rules.opt_in, "").lower() == "true"
+
+
+def limit_change(current: ElasticSettings, wanted: ElasticSettings, share: float) -> ElasticSettings:
+    """Move each knob toward `wanted` by at most `share` of its current value, or one smallest step
+    (a slot, a minute, 0.05 of resize factor) when that is more, so knobs at zero can still move."""
+    smallest = {"min_total_slots": 1, "max_total_slots": 1, "min_idle_slots": 1, "min_idle_time_seconds": 60,
+                "resize_factor": 0.05, "resize_period": 60}
+
+    def step(name):
+        old, new = getattr(current, name), getattr(wanted, name)
+        room = max(abs(old) * share, smallest[name])
+        value = min(max(new, old - room), old + room)
+        if name == "resize_factor":
+            return round(value, 3)
+        return int(math.floor(value) if value < old else math.ceil(value))
+
+    values = {name: step(name) for name in smallest}
+    values["max_total_slots"] = max(1, values["max_total_slots"])
+    values["min_total_slots"] = min(values["min_total_slots"], values["max_total_slots"])
+    values["resize_factor"] = min(1.0, max(0.05, values["resize_factor"]))
+    values["resize_period"] = max(1, values["resize_period"])
+    return ElasticSettings(**values, is_elastic=True).validated()
+
+
+def check_commit(rec: Recommendation, *, state: str | None, tags, labels, current: ElasticSettings | None,
+                 last_commit: datetime | None, now: datetime, rules: CommitRules, slo_seconds: float) -> Decision:
+    if rec.settings is None:
+        return Decision(False, "no_recommendation", f"{rec.policy} made no recommendation: {rec.reason}")
+    if not opted_in(tags, labels, rules):
+        return Decision(False, "not_opted_in", f"the pool has neither the tag {rules.opt_in!r} nor the label "
+                                               f"{rules.opt_in}=true")
+    if state in NOT_RUNNING:
+        return Decision(False, "pool_not_running", f"the pool is {state}; settings are only changed on live pools")
+    if current is None:
+        return Decision(False, "not_elastic", "the pool reports no elastic settings to change")
+    if last_commit is not None and (now - last_commit).total_seconds() < rules.cooldown_seconds:
+        wait = rules.cooldown_seconds - (now - last_commit).total_seconds()
+        return Decision(False, "cooldown", f"the last commit was {(now - last_commit).total_seconds():.0f} s ago; "
+                                           f"next allowed in {wait:.0f} s")
+    target = limit_change(current, rec.settings, rules.max_relative_change)
+    if target == current:
+        return Decision(False, "unchanged", "the recommended settings equal the current ones")
+    old, new = rec.evidence.get("current"), rec.evidence.get("recommended")
+    if not old or not new or not _improves(old, new, slo_seconds):
+        return Decision(False, "no_improvement", f"the back-test does not improve on the current settings "
+                                                 f"(current {old}, recommended {new})")
+    limited = target != rec.settings
+    return Decision(True, "limited" if limited else "ok",
+                    f"back-test: {old['slot_hours']} -> {new['slot_hours']} slot-hours, p95 wait "
+                    f"{old['wait_p95_seconds']} -> {new['wait_p95_seconds']} s"
+                    + (f"; change limited to {rules.max_relative_change:.0%} per knob" if limited else ""), target)
+
+
+def _improves(old: dict, new: dict, slo_seconds: float) -> bool:
+    """Cheaper without pushing p95 wait past the SLO (or past today's, if already past it), or faster at no
+    extra cost."""
+    ceiling = max(slo_seconds, old["wait_p95_seconds"])
+    cheaper = new["slot_hours"] < old["slot_hours"] and new["wait_p95_seconds"] <= ceiling
+    faster = new["slot_hours"] <= old["slot_hours"] and new["wait_p95_seconds"] < old["wait_p95_seconds"]
+    return cheaper or faster
