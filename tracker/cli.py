@@ -193,3 +193,47 @@ def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay,
                                 plot_path=plot_path))
     except (TraceError, InvalidSettings, QueryRefused, StoreError) as exc:
         fail(str(exc))
+
+
+@main.command()
+@config_option
+@click.option("--pool", help="Only this pool (uuid).")
+@click.option("--policy", help="Only this policy (target-tracking, percentiles, idle-headroom, time-of-week, search).")
+@click.option("--db", help="History file when no daemon answers [store.path].")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def recommend(config_path, pool, policy, db, url, fmt):
+    """Recommended elastic settings per pool, with the reason and the back-test behind each."""
+    from tracker.advice_cmd import recommendations, render_recommendations
+    from tracker.store import StoreError
+
+    from policies.registry import POLICIES
+
+    config, _ = load(config_path, **{"store.path": db})
+    if policy is not None and policy not in POLICIES:
+        fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    try:
+        click.echo(render_recommendations(recommendations(config, url, pool, policy), fmt))
+    except (LookupError, StoreError) as exc:
+        fail(str(exc))
+
+
+@main.command("apply")
+@config_option
+@click.option("--pool", required=True, help="The pool to commit to (uuid).")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent, send nothing.")
+@click.option("--db", help="History file when no daemon answers [store.path].")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
+def apply_cmd(config_path, pool, dry_run, db, url):
+    """Commit the advisor's recommendation for one pool, behind every guardrail (opt-in, improvement,
+    limited change, cooldown, live pools only); prints the decision and what was (or would be) sent."""
+    import json as jsonlib
+
+    from tracker.advice_cmd import apply_to_pool
+    from tracker.store import StoreError
+
+    config, token = load(config_path, **{"store.path": db})
+    try:
+        click.echo(jsonlib.dumps(apply_to_pool(config, token, url, pool, dry_run), indent=1))
+    except (LookupError, StoreError) as exc:
+        fail(str(exc))

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "POOL_TRACKER_"
 
@@ -58,6 +58,36 @@ class Log(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class Advisor(_Section):
+    enabled: bool = True
+    schedule_seconds: float = Field(3600.0, ge=1, le=7 * 86400)
+    policies: list[str] = ["search"]
+    commit: bool = False                       # commit recommendations through the API (opt-in pools only)
+    commit_policy: str = "search"
+    opt_in: str = "pool-tracker-autoscale"     # tag, or label set to "true", that lets the advisor commit
+    max_relative_change: float = Field(0.5, gt=0, le=1)
+    cooldown_seconds: float = Field(3600.0, ge=0, le=30 * 86400)
+    history_seconds: float = Field(7 * 86400.0, ge=3600, le=365 * 86400)
+    slo_seconds: float = Field(300.0, gt=0, le=86400)
+    startup_delay_seconds: float = Field(60.0, ge=0, le=3600)
+
+    @field_validator("policies")
+    @classmethod
+    def _known_policies(cls, names: list[str]) -> list[str]:
+        from policies.registry import POLICIES
+
+        unknown = [n for n in names if n not in POLICIES]
+        if unknown:
+            raise ValueError(f"unknown policy {unknown[0]!r}; choose from {', '.join(POLICIES)}")
+        return names
+
+    @field_validator("commit_policy")
+    @classmethod
+    def _known_policy(cls, name: str) -> str:
+        cls._known_policies([name])
+        return name
+
+
 class Config(_Section):
     api: Api = Api()
     poll: Poll = Poll()
@@ -65,6 +95,7 @@ class Config(_Section):
     store: Store = Store()
     http: Http = Http()
     log: Log = Log()
+    advisor: Advisor = Advisor()
 
 
 def load_config(path: str | Path | None = None, env: dict | None = None, overrides: dict | None = None

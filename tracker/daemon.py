@@ -12,6 +12,7 @@ from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from tracker.advisor import Advisor
 from tracker.api import QarnotClient, RetryPolicy
 from tracker.config import Config
 from tracker.logs import event
@@ -58,10 +59,13 @@ class Daemon:
                  store: Store | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.store = store or Store(config.store.path)
-        self.metrics = TrackerMetrics(lambda: list(self.store.views.values()), db_size=self.store.size_bytes)
+        self.metrics = TrackerMetrics(lambda: list(self.store.views.values()), db_size=self.store.size_bytes,
+                                      recommendations=lambda: self.advisor.latest)
         self.client = client or QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds,
                                              page_size=config.api.page_size, on_retry=self.metrics.count_retry,
                                              retry=RetryPolicy(give_up_after_seconds=config.poll.interval_seconds))
+        self.advisor = Advisor(self.store, config.advisor, self.client, on_decision=self.metrics.count_commit)
+        self._advise_lock = threading.Lock()
         self.clock = clock or (server_clock(self.client) if config.api.clock == "server" else utc_now)
         self.health = Health(timedelta(seconds=config.http.health_max_failure_seconds))
         self.stopping = threading.Event()
@@ -99,12 +103,31 @@ class Daemon:
                   retry_in_seconds=round(delay))
         return result
 
+    def advise(self) -> None:
+        """One advisor round; like a poll, it never raises and is logged in one line."""
+        if self.stopping.is_set():
+            return
+        with self._advise_lock:
+            try:
+                results = self.advisor.run(self.clock())
+            except Exception as exc:  # noqa: BLE001 - the daemon outlives any one round
+                if not self.stopping.is_set():
+                    event(logging.ERROR, f"advisor round failed: {exc}", error=type(exc).__name__)
+                return
+        decisions = [d.code for _, _, d in results if d is not None]
+        event(logging.INFO, "advisor round", recommendations=len(results),
+              commits=sum(code in ("ok", "limited") for code in decisions),
+              refusals=sum(code not in ("ok", "limited") for code in decisions))
+
     # -- lifetime ---------------------------------------------------------------------------------
     def start(self) -> None:
         self.web.start()
         self.scheduler.add_job(self.poll, "interval", seconds=self.config.poll.interval_seconds,
                                jitter=self.config.poll.jitter_seconds or None, max_instances=1, coalesce=True,
                                next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
+        if self.config.advisor.enabled:
+            self.scheduler.add_job(self.advise, "interval", seconds=self.config.advisor.schedule_seconds,
+                                   max_instances=1, coalesce=True, misfire_grace_time=None)
         self.scheduler.start()
         event(logging.INFO, "pool-tracker running", db=str(self.store.path), api=self.config.api.url,
               http=self.web.url, interval_seconds=self.config.poll.interval_seconds)
@@ -120,7 +143,7 @@ class Daemon:
         self.stopping.set()
         self.scheduler.shutdown(wait=False)
         self.client.close()             # abandons a poll stuck on the network
-        with self._poll_lock:           # a poll mid-write finishes its transaction first
+        with self._poll_lock, self._advise_lock:   # a poll or round mid-write finishes first
             self.store.close()
         self.web.stop()
         event(logging.INFO, "pool-tracker stopped")

@@ -74,8 +74,13 @@ def settings_payload(settings: ElasticSettings | None) -> dict | None:
     return None if settings is None else settings.to_api()
 
 
+ADVISOR_TYPES = ("recommendation_made", "commit_applied", "commit_refused", "commit_failed")
+
+
 def apply(view: PoolView | None, event: Event) -> PoolView | None:
     """The projection fold: the view after `event` (None once a pool has vanished)."""
+    if event.type in ADVISOR_TYPES:
+        return view                     # decisions about a pool, not observations of it
     if event.type == "pool_vanished":
         return None
     if view is None:

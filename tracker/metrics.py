@@ -134,6 +134,8 @@ class TrackerMetrics:
         self.last_success = Gauge("pool_tracker_last_successful_poll_timestamp_seconds",
                                   "When the last successful poll finished (Unix time).", registry=r)
         self.events = Counter("pool_tracker_events_appended", "Events appended, by type.", ["type"], registry=r)
+        self.commits = Counter("pool_tracker_advisor_commits", "Advisor commit decisions, by outcome "
+                               "(applied, refused, failed).", ["outcome"], registry=r)
         self.retries = Counter("pool_tracker_api_retries", "API requests retried, by cause (status or error).",
                                ["reason"], registry=r)
         Gauge("pool_tracker_database_size_bytes", "Size of the DuckDB file.", registry=r).set_function(db_size)
@@ -147,6 +149,9 @@ class TrackerMetrics:
             self.events.labels(kind).inc(count)
         if result.ok:
             self.last_success.set(finished_at)
+
+    def count_commit(self, outcome: str) -> None:
+        self.commits.labels(outcome).inc()
 
     def count_retry(self, reason: str) -> None:
         self.retries.labels(reason).inc()

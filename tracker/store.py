@@ -53,7 +53,7 @@ def _utc_aware(value: datetime | None) -> datetime | None:
 class Store:
     """Owns the DuckDB file for the daemon's whole life (DuckDB allows one writing process)."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, project: bool | None = None) -> None:
         self.path = Path(path)
         try:
             if not read_only:
@@ -71,7 +71,8 @@ class Store:
         self.read_only = read_only
         if not read_only:
             self._migrate()
-        self.views: dict[str, PoolView] = {} if read_only else self._replay()  # readers need no projection
+        # Readers of SQL need no projection; the daemon and the advisor do.
+        self.views: dict[str, PoolView] = self._replay() if (not read_only if project is None else project) else {}
         self._next_seq = self._scalar("SELECT coalesce(max(seq), 0) + 1 FROM events")
         self._next_poll = self._scalar("SELECT coalesce(max(poll_id), 0) + 1 FROM polls")
 
@@ -98,25 +99,46 @@ class Store:
                     outcome: str = "ok", message: str = "", pools_seen: int = 0) -> int:
         """Write one poll's coverage row and its events atomically; returns the poll id."""
         with self._lock:
-            poll_id, first = self._next_poll, self._next_seq
-            try:
-                self._con.execute("BEGIN")
-                self._con.execute("INSERT INTO polls VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
-                    poll_id, _utc_naive(started_at), _utc_naive(finished_at),
-                    (finished_at - started_at).total_seconds(), outcome, message, pools_seen, len(events)])
-                if events:
-                    self._con.register("new_events", _events_table(events, first, poll_id))
-                    self._con.execute("INSERT INTO events SELECT * FROM new_events")
-                    self._con.unregister("new_events")
-                self._con.execute("COMMIT")
-            except duckdb.Error as exc:
-                self._con.execute("ROLLBACK")
-                raise StoreError(f"could not write to {self.path}: {_first_line(exc)}; "
-                                 "check free disk space and permissions") from None
-            self._next_poll, self._next_seq = poll_id + 1, first + len(events)
-            for event in events:
-                self._fold(event)
+            poll_id = self._next_poll
+            self._write(events, poll_id, [poll_id, _utc_naive(started_at), _utc_naive(finished_at),
+                                          (finished_at - started_at).total_seconds(), outcome, message,
+                                          pools_seen, len(events)])
+            self._next_poll = poll_id + 1
             return poll_id
+
+    def append_events(self, events: list[Event]) -> None:
+        """Events that no poll observed (the advisor's decisions), in one transaction."""
+        if events:
+            with self._lock:
+                self._write(events, None, None)
+
+    def _write(self, events: list[Event], poll_id: int | None, poll_row: list | None) -> None:
+        first = self._next_seq
+        try:
+            self._con.execute("BEGIN")
+            if poll_row is not None:
+                self._con.execute("INSERT INTO polls VALUES (?, ?, ?, ?, ?, ?, ?, ?)", poll_row)
+            if events:
+                self._con.register("new_events", _events_table(events, first, poll_id))
+                self._con.execute("INSERT INTO events SELECT * FROM new_events")
+                self._con.unregister("new_events")
+            self._con.execute("COMMIT")
+        except duckdb.Error as exc:
+            self._con.execute("ROLLBACK")
+            raise StoreError(f"could not write to {self.path}: {_first_line(exc)}; "
+                             "check free disk space and permissions") from None
+        self._next_seq = first + len(events)
+        for event in events:
+            self._fold(event)
+
+    def last_event_time(self, pool_uuid: str, event_type: str) -> datetime | None:
+        cursor = self._con.cursor()
+        try:
+            value = cursor.execute("SELECT max(recorded_at) FROM events WHERE pool_uuid = ? AND type = ?",
+                                   [pool_uuid, event_type]).fetchone()[0]
+        finally:
+            cursor.close()
+        return _utc_aware(value)
 
     def _fold(self, event: Event) -> None:
         if event.pool_uuid is None:
@@ -203,7 +225,7 @@ class Store:
             self._con.close()
 
 
-def _events_table(events: list[Event], first_seq: int, poll_id: int) -> pa.Table:
+def _events_table(events: list[Event], first_seq: int, poll_id: int | None) -> pa.Table:
     n = len(events)
     return pa.table({
         "seq": pa.array(range(first_seq, first_seq + n), pa.int64()),

@@ -13,7 +13,9 @@ from tracker.sql import handle_sql_request
 def build_web_app(daemon) -> Starlette:
     async def index(_):
         return JSONResponse({"endpoints": {"/metrics": "GET Prometheus metrics", "/healthz": "GET health",
-                                           "/sql": 'POST {"query": "SELECT ..."}'}})
+                                           "/sql": 'POST {"query": "SELECT ..."}',
+                                           "/recommendations": "GET ?pool=UUID&policy=NAME",
+                                           "/apply": 'POST {"pool": UUID, "dry_run": true}'}})
 
     async def metrics(_):
         body, content_type = daemon.metrics.exposition()
@@ -23,9 +25,32 @@ def build_web_app(daemon) -> Starlette:
         healthy, reason = daemon.health.status(utc_now())
         return JSONResponse({"healthy": healthy, "reason": reason}, status_code=200 if healthy else 503)
 
+    async def recommendations(request: Request):
+        from tracker.advisor import report
+
+        params = request.query_params
+        try:
+            rows = report(daemon.advisor, daemon.clock(), params.get("pool"), params.get("policy"))
+        except LookupError as exc:
+            return JSONResponse({"error": str(exc).strip("'")}, status_code=404)
+        return JSONResponse(rows)
+
+    async def apply(request: Request):
+        from tracker.advisor import apply as apply_advice
+
+        try:
+            body = await request.json()
+            result = apply_advice(daemon.advisor, str(body["pool"]), daemon.clock(), bool(body.get("dry_run")))
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": 'send JSON {"pool": UUID, "dry_run": true|false}'}, status_code=400)
+        except LookupError as exc:
+            return JSONResponse({"error": str(exc).strip("'")}, status_code=404)
+        return JSONResponse(result)
+
     async def sql(request: Request):
         status, body = handle_sql_request(daemon.store, await request.body())
         return JSONResponse(body, status_code=status)
 
     return Starlette(routes=[Route("/", index), Route("/metrics", metrics), Route("/healthz", healthz),
-                             Route("/sql", sql, methods=["POST"])])
+                             Route("/sql", sql, methods=["POST"]), Route("/apply", apply, methods=["POST"]),
+                             Route("/recommendations", recommendations)])

@@ -97,11 +97,11 @@ class Cluster:
     def create_pool(self, name: str, profile: str, settings: ElasticSettings, *, at: float | None = None,
                     workload: Workload | None = None, tags=(), labels=None, shortname=None,
                     fail_at: float | None = None, close_at: float | None = None, extra=None,
-                    uuid: str | None = None) -> EmulatedPool:
+                    uuid: str | None = None, record_waits: bool = False) -> EmulatedPool:
         with self.lock:
             created = self.clock() if at is None else at
             pool_id = uuid or str(uuidlib.uuid4())
-            model = PoolModel(settings, created, self.startup_delay)
+            model = PoolModel(settings, created, self.startup_delay, waits=[] if record_waits else None)
             pool = EmulatedPool(pool_id, name, profile, settings, created, model, workload, list(tags),
                                 dict(labels or {}), shortname, transition_time=created, last_modified=created,
                                 fail_at=fail_at, close_at=close_at, fed_until=created, extra=dict(extra or {}))

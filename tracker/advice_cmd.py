@@ -1,0 +1,76 @@
+"""`pool-tracker recommend` and `apply`: through the running daemon when one answers (it owns the
+database), else on the database file directly."""
+from __future__ import annotations
+
+import json
+
+import httpx
+import pandas as pd
+
+from tracker.advisor import Advisor, apply, report
+from tracker.api import QarnotClient
+from tracker.config import Config
+from tracker.poll import utc_now
+from tracker.store import Store
+
+
+def _ask_daemon(url: str | None, method: str, path: str, **kwargs):
+    """The daemon's answer, or None when no daemon listens there."""
+    if not url:
+        return None
+    try:
+        answer = httpx.request(method, f"{url.rstrip('/')}{path}", timeout=600, **kwargs)
+    except httpx.TransportError:
+        return None
+    body = answer.json()
+    if answer.status_code != 200:
+        raise LookupError(body.get("error", f"HTTP {answer.status_code}"))
+    return body
+
+
+def recommendations(config: Config, url: str | None, pool: str | None, policy: str | None) -> list[dict]:
+    params = {k: v for k, v in (("pool", pool), ("policy", policy)) if v}
+    rows = _ask_daemon(url, "GET", "/recommendations", params=params)
+    if rows is None:
+        store = Store(config.store.path, read_only=True, project=True)
+        try:
+            rows = report(Advisor(store, config.advisor), utc_now(), pool, policy)
+        finally:
+            store.close()
+    return rows
+
+
+def apply_to_pool(config: Config, token: str, url: str | None, pool: str, dry_run: bool) -> dict:
+    result = _ask_daemon(url, "POST", "/apply", json={"pool": pool, "dry_run": dry_run})
+    if result is None:
+        store = Store(config.store.path)
+        client = QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds)
+        try:
+            result = apply(Advisor(store, config.advisor, client), pool, utc_now(), dry_run)
+        finally:
+            client.close()
+            store.close()
+    return result
+
+
+def render_recommendations(rows: list[dict], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=1)
+    if not rows:
+        return "(no pools)"
+    table = pd.DataFrame([{
+        "pool": r["name"] or r["pool"][:8], "policy": r["policy"], "code": r["reason_code"],
+        "max": (r["settings"] or {}).get("maxTotalSlots"), "min_idle": (r["settings"] or {}).get("minIdleSlots"),
+        "idle_s": (r["settings"] or {}).get("minIdleTimeSeconds"),
+        "slot_h now->rec": _pair(r, "slot_hours"), "p95_s now->rec": _pair(r, "wait_p95_seconds"),
+        "confidence": r["confidence"]} for r in rows])
+    reasons = "\n".join(f"  {r['name'] or r['pool']} / {r['policy']}: {r['reason']}" for r in rows)
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        return table.to_string(index=False) + "\nwhy:\n" + reasons
+
+
+def _pair(row: dict, key: str) -> str:
+    ev = row["evidence"]
+    if "recommended" not in ev:
+        return "-"
+    return f"{ev.get('current', {}).get(key, '?')} -> {ev['recommended'][key]}"
