@@ -38,15 +38,31 @@ def rule_exprs():
     return re.findall(r"^\s+- alert: (\w+)\n\s+expr: (.+)$", text, re.M)
 
 
+class FastClock:
+    """Simulated time at 1500x, so the advisor has hours of history within seconds."""
+
+    def __init__(self):
+        self.t0, self.start = time.monotonic(), 1_800_000_000.0
+
+    def __call__(self):
+        return self.start + (time.monotonic() - self.t0) * 1500
+
+
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("prom")
-    with Emulator.running(pools=12, seed=4, speed=60.0, token="prom-token") as emu:
+    clock = FastClock()
+    with Emulator.running(pools=12, seed=4, token="prom-token", clock=clock) as emu:
         config, _ = load_config(env={}, overrides={
             "api.url": emu.url, "api.clock": "server", "poll.interval_seconds": 1, "poll.jitter_seconds": 0,
-            "store.path": str(tmp / "t.duckdb"), "http.port": free_port()})
+            "store.path": str(tmp / "t.duckdb"), "http.port": free_port(), "advisor.enabled": False,
+            "advisor.policies": ["search", "percentiles"]})
         daemon = Daemon(config, emu.token)
         daemon.start()
+        while clock() < clock.start + 6.5 * 3600:      # the policies' minimum history
+            time.sleep(0.5)
+        daemon.advise()
+        assert daemon.advisor.latest, "the advisor recommended nothing"
         port = free_port()
         (tmp / "prometheus.yml").write_text(
             f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n"
