@@ -1,5 +1,5 @@
 """`pool-tracker recommend` and `apply`: through the running daemon when one answers (it owns the
-database), else on the database file directly."""
+database), else on the database file directly, as of the history's last successful poll."""
 from __future__ import annotations
 
 import json
@@ -34,7 +34,7 @@ def recommendations(config: Config, url: str | None, pool: str | None, policy: s
     if rows is None:
         store = Store(config.store.path, read_only=True, project=True)
         try:
-            rows = report(Advisor(store, config.advisor), utc_now(), pool, policy)
+            rows = report(Advisor(store, config.advisor), store.last_observed() or utc_now(), pool, policy)
         finally:
             store.close()
     return rows
@@ -46,7 +46,7 @@ def apply_to_pool(config: Config, token: str, url: str | None, pool: str, dry_ru
         store = Store(config.store.path)
         client = QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds)
         try:
-            result = apply(Advisor(store, config.advisor, client), pool, utc_now(), dry_run)
+            result = apply(Advisor(store, config.advisor, client), pool, store.last_observed() or utc_now(), dry_run)
         finally:
             client.close()
             store.close()

@@ -131,6 +131,14 @@ class Store:
         for event in events:
             self._fold(event)
 
+    def last_observed(self) -> datetime | None:
+        """When the last successful poll observed the pools: "now", as far as the history knows."""
+        cursor = self._con.cursor()
+        try:
+            return _utc_aware(cursor.execute("SELECT max(finished_at) FROM polls WHERE outcome = 'ok'").fetchone()[0])
+        finally:
+            cursor.close()
+
     def last_event_time(self, pool_uuid: str, event_type: str) -> datetime | None:
         cursor = self._con.cursor()
         try:

@@ -1,0 +1,66 @@
+"""`pool-tracker recommend` and `apply --dry-run` on a history file, as an operator runs them."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from policies.settings import ElasticSettings
+from policies.workload import Workload
+from tracker.api import QarnotClient
+from tracker.emulator import Emulator
+from tracker.poll import poll_once, server_clock
+from tracker.store import Store
+
+POOR = ElasticSettings(10, 60, 4, 1800, 1.0, 90)
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    path = tmp_path_factory.mktemp("advice") / "h.duckdb"
+    clock = [1_800_000_000.0]
+    with Emulator.running(pools=0, token="t", clock=lambda: clock[0]) as emu:
+        pool = emu.cluster.create_pool("render", "docker-batch", POOR, at=clock[0],
+                                       workload=Workload("bursty", 4, 1.5), tags=["pool-tracker-autoscale"])
+        api, store = QarnotClient(emu.url, "t"), Store(path)
+        for _ in range(8 * 120):                 # eight hours, polled every 30 s
+            poll_once(api, store, clock=server_clock(api))
+            clock[0] += 30
+        store.close()
+    return path, pool.uuid
+
+
+def cli(*args):
+    env = {**os.environ, "QARNOT_CLIENT_TOKEN": "t", "QARNOT_CLUSTER_URL": "http://127.0.0.1:9"}
+    return subprocess.run([sys.executable, "-m", "tracker", *args], capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
+def test_recommend_prints_settings_reasons_and_evidence(history):
+    path, uuid = history
+    out = cli("recommend", "--db", str(path), "--url", "", "--policy", "percentiles", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    assert row["pool"] == uuid and row["settings"]["maxTotalSlots"] >= 1 and row["reason"]
+    assert set(row["evidence"]) == {"current", "recommended"}
+    table = cli("recommend", "--db", str(path), "--url", "", "--policy", "idle-headroom")
+    assert "render" in table.stdout and "why:" in table.stdout
+
+
+def test_apply_dry_run_shows_what_would_be_sent_and_sends_nothing(history):
+    path, uuid = history
+    out = cli("apply", "--pool", uuid, "--dry-run", "--db", str(path), "--url", "")
+    assert out.returncode == 0, out.stderr
+    decision = json.loads(out.stdout)
+    assert decision["dry_run"] and decision["allowed"] and decision["would_send"]["elasticProperty"]["isElastic"]
+    assert Store(path, read_only=True).read_only_query(
+        "SELECT count(*) AS n FROM events WHERE type LIKE 'commit_%'").n[0] == 0
+
+
+def test_unknown_pool_and_policy_are_one_line_errors(history):
+    path, _ = history
+    for args in (["apply", "--pool", "nope", "--db", str(path), "--url", ""],
+                 ["recommend", "--policy", "magic", "--db", str(path), "--url", ""]):
+        out = cli(*args)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
