@@ -61,7 +61,7 @@ def main():
     trace = busy_pool()
     events = len(trace.arrivals)
     start = time.perf_counter()
-    rows = [tuple(r) for r in trace.arrivals]  # baseline: touch every arrival once in Python
+    _ = [tuple(r) for r in trace.arrivals]  # baseline: touch every arrival once in Python
     t_base = time.perf_counter() - start
     settings = ElasticSettings(0, 200, 2, 300, 0.5, 90)
     times = []

@@ -139,7 +139,7 @@ def test_every_fault_mode_is_survived_recorded_and_recovered(emu, tmp_path):
         emu.faults.set(Faults())
         ok = daemon.polls()
         daemon.wait_for(lambda: daemon.polls() > ok, f"recovery after {reason}")
-        daemon.sql(f"SELECT 1")  # the HTTP side stayed up throughout
+        daemon.sql("SELECT 1")  # the HTTP side stayed up throughout
     emu.faults.set(Faults(latency_seconds=0.3))
     ok = daemon.polls()
     daemon.wait_for(lambda: daemon.polls() >= ok + 2, "polls through added latency")

@@ -4,7 +4,7 @@ import sys
 import textwrap
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import timezone
 
 import pytest
 

@@ -138,7 +138,8 @@ def config_show(config_path):
 def sql(query, db, url, fmt):
     """Run one read-only SQL query over the history (views: pool_current, state_intervals, slot_timeline,
     core_timeline, core_seconds_hourly, observation_gaps, pool_history; tables: events, polls)."""
-    from tracker.sql import QueryRefused, StoreError, render, run_query
+    from tracker.sql import render, run_query
+    from tracker.store import QueryRefused, StoreError
 
     try:
         click.echo(render(run_query(query, url=url, db=db), fmt).rstrip("\n"))
@@ -152,7 +153,8 @@ def sql(query, db, url, fmt):
 @click.option("--db", default="pool-tracker.duckdb", show_default=True)
 def export(directory, db):
     """Export the history as Parquet for Spark, Trino or DuckDB elsewhere (stop the daemon first)."""
-    from tracker.sql import StoreError, export as do_export
+    from tracker.sql import export as do_export
+    from tracker.store import StoreError
 
     try:
         click.echo(do_export(db, directory))
@@ -183,7 +185,7 @@ def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay,
     from policies.settings import InvalidSettings
     from policies.traces import TraceError
     from tracker.backtest_cmd import run_backtest
-    from tracker.sql import QueryRefused, StoreError
+    from tracker.store import QueryRefused, StoreError
 
     if bool(trace_path) == bool(pool):
         fail("give exactly one of --trace FILE or --pool UUID")

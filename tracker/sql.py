@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pandas as pd
 
-from tracker.store import QueryRefused, Store, StoreError
+from tracker.store import QueryRefused, Store
 
 FORMATS = ("table", "csv", "json")
 

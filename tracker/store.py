@@ -71,8 +71,9 @@ class Store:
         self.read_only = read_only
         if not read_only:
             self._migrate()
-        # Readers of SQL need no projection; the daemon and the advisor do.
-        self.views: dict[str, PoolView] = self._replay() if (not read_only if project is None else project) else {}
+        # Writers (the daemon) and the advisor need the projection; plain SQL readers do not.
+        project = not read_only if project is None else project
+        self.views: dict[str, PoolView] = self._replay() if project else {}
         self._next_seq = self._scalar("SELECT coalesce(max(seq), 0) + 1 FROM events")
         self._next_poll = self._scalar("SELECT coalesce(max(poll_id), 0) + 1 FROM polls")
 
