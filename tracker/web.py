@@ -1,7 +1,9 @@
-"""The daemon's HTTP port: /metrics for Prometheus, /healthz for supervisors, /sql for analysts (read-only)."""
+"""The daemon's HTTP port: /metrics for Prometheus, /healthz for supervisors, /sql for analysts (read-only),
+/recommendations and /apply for operators. Back-tests run in a worker thread so scrapes never wait on them."""
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,7 +32,8 @@ def build_web_app(daemon) -> Starlette:
 
         params = request.query_params
         try:
-            rows = report(daemon.advisor, daemon.clock(), params.get("pool"), params.get("policy"))
+            rows = await run_in_threadpool(report, daemon.advisor, daemon.clock(), params.get("pool"),
+                                           params.get("policy"))
         except LookupError as exc:
             return JSONResponse({"error": str(exc).strip("'")}, status_code=404)
         return JSONResponse(rows)
@@ -40,7 +43,8 @@ def build_web_app(daemon) -> Starlette:
 
         try:
             body = await request.json()
-            result = apply_advice(daemon.advisor, str(body["pool"]), daemon.clock(), bool(body.get("dry_run")))
+            result = await run_in_threadpool(apply_advice, daemon.advisor, str(body["pool"]), daemon.clock(),
+                                             bool(body.get("dry_run")))
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": 'send JSON {"pool": UUID, "dry_run": true|false}'}, status_code=400)
         except LookupError as exc:
