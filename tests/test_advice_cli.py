@@ -64,3 +64,29 @@ def test_unknown_pool_and_policy_are_one_line_errors(history):
                  ["recommend", "--policy", "magic", "--db", str(path), "--url", ""]):
         out = cli(*args)
         assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_recommend_and_apply_go_through_a_running_daemon(history, tmp_path):
+    import shutil
+
+    from tracker.config import load_config
+    from tracker.daemon import Daemon
+
+    path, uuid = history
+    copy = tmp_path / "held.duckdb"
+    shutil.copy(path, copy)
+    config, _ = load_config(env={}, overrides={"store.path": str(copy), "http.port": 0, "api.url": "http://127.0.0.1:9"})
+    daemon = Daemon(config, "t")
+    daemon.web.start()
+    try:
+        out = cli("recommend", "--url", daemon.web.url, "--policy", "target-tracking", "--format", "json")
+        assert out.returncode == 0, out.stderr
+        (row,) = json.loads(out.stdout)
+        assert row["pool"] == uuid and row["settings"] is not None and row["evidence"]["recommended"]
+        dry = cli("apply", "--pool", uuid, "--dry-run", "--url", daemon.web.url)
+        assert dry.returncode == 0 and json.loads(dry.stdout)["dry_run"] is True, dry.stderr
+        missing = cli("apply", "--pool", "nope", "--url", daemon.web.url)
+        assert missing.returncode == 2 and "not in the history" in missing.stderr
+    finally:
+        daemon.web.stop()
+        daemon.store.close()

@@ -13,6 +13,10 @@ from tracker.sql import handle_sql_request
 
 
 def build_web_app(daemon) -> Starlette:
+    def as_of():
+        """Advice is as of the last observation, like the advisor's own rounds."""
+        return daemon.store.last_observed() or daemon.clock()
+
     async def index(_):
         return JSONResponse({"endpoints": {"/metrics": "GET Prometheus metrics", "/healthz": "GET health",
                                            "/sql": 'POST {"query": "SELECT ..."}',
@@ -32,8 +36,7 @@ def build_web_app(daemon) -> Starlette:
 
         params = request.query_params
         try:
-            rows = await run_in_threadpool(report, daemon.advisor, daemon.clock(), params.get("pool"),
-                                           params.get("policy"))
+            rows = await run_in_threadpool(report, daemon.advisor, as_of(), params.get("pool"), params.get("policy"))
         except LookupError as exc:
             return JSONResponse({"error": str(exc).strip("'")}, status_code=404)
         return JSONResponse(rows)
@@ -43,7 +46,7 @@ def build_web_app(daemon) -> Starlette:
 
         try:
             body = await request.json()
-            result = await run_in_threadpool(apply_advice, daemon.advisor, str(body["pool"]), daemon.clock(),
+            result = await run_in_threadpool(apply_advice, daemon.advisor, str(body["pool"]), as_of(),
                                              bool(body.get("dry_run")))
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": 'send JSON {"pool": UUID, "dry_run": true|false}'}, status_code=400)
