@@ -32,13 +32,31 @@ def test_precedence_defaults_file_env_flags(tmp_path):
     ("", {"POOL_TRACKER_API_TIMEOUT_SECONDS": "-1"}, "api.timeout_seconds"),
     ("[poll\n", {}, "not valid TOML"),
     ("[api]\ntoken_file = '/nonexistent/token'\n", {}, "api.token_file"),
+    ("[api]\ntoken = 'abc123'\n", {}, "api.token is not allowed in a config file"),
+    ("[select]\ntags = 'prod'\n", {}, "select.tags"),
+    ("", {"QARNOT_CLUSTER_URL": "localhost:99"}, "api.url = 'localhost:99' (from QARNOT_CLUSTER_URL): not a URL"),
+    ("", {"POOL_TRACKER_POLL_INTERVAL_SECONDS": "99999"}, "(from POOL_TRACKER_POLL_INTERVAL_SECONDS)"),
+    ("", {"POOL_TRACKER_SELECT_TAGS": "[prod"}, "POOL_TRACKER_SELECT_TAGS is not valid JSON"),
+    ("", {"POOL_TRACKER_POLL_INTERVALL": "5"}, "unknown key 'poll.intervall' (from POOL_TRACKER_POLL_INTERVALL)"),
 ])
 def test_bad_config_is_one_line_naming_the_key(tmp_path, text, env, needle):
     file = tmp_path / "c.toml"
     file.write_text(text)
     with pytest.raises(ConfigError) as info:
         load_config(file, env=env)
-    assert needle in str(info.value) and "\n" not in str(info.value)
+    assert needle in str(info.value) and "\n" not in str(info.value) and "abc123" not in str(info.value)
+
+
+def test_flags_win_and_their_mistakes_say_so():
+    with pytest.raises(ConfigError, match=r"poll.interval_seconds = 0 \(from a command-line flag\).*>= 1"):
+        load_config(env={"POOL_TRACKER_POLL_INTERVAL_SECONDS": "60"}, overrides={"poll.interval_seconds": 0})
+
+
+@pytest.mark.parametrize("content,needle", [("", "holds nothing"), ("tok\nen\n", "several lines")])
+def test_token_file_must_hold_exactly_the_token(tmp_path, content, needle):
+    (tmp_path / "token").write_text(content)
+    with pytest.raises(ConfigError, match=needle):
+        load_config(env={"POOL_TRACKER_API_TOKEN_FILE": str(tmp_path / "token")})
 
 
 def test_token_file_is_read_and_never_shown(tmp_path):

@@ -81,7 +81,7 @@ def run(config_path, db, interval, port, log_format):
     """
     from tracker import logs
     from tracker.api import ApiError
-    from tracker.daemon import Daemon
+    from tracker.daemon import Daemon, exit_now
     from tracker.store import StoreError
 
     config, token = load(config_path, **{"store.path": db, "poll.interval_seconds": interval, "http.port": port,
@@ -91,6 +91,7 @@ def run(config_path, db, interval, port, log_format):
         Daemon(config, token).run_until_signalled()
     except (StoreError, ApiError, OSError) as exc:
         fail(str(exc).replace(token, "<redacted>") if token else str(exc))
+    exit_now(0)
 
 
 @main.command()

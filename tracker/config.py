@@ -25,7 +25,7 @@ class _Section(BaseModel):
 
 
 class Api(_Section):
-    url: str = "https://api.qarnot.com"
+    url: str = Field("https://api.qarnot.com", pattern=r"^https?://[^/\s]+")
     token_file: Path | None = None
     timeout_seconds: float = Field(30.0, gt=0, le=600)
     page_size: int = Field(1000, ge=1, le=5000)
@@ -110,30 +110,40 @@ def load_config(path: str | Path | None = None, env: dict | None = None, overrid
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}; check the --config path") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML ({exc}); fix the syntax") from None
-    layers = [_from_env(env), {k: v for k, v in (overrides or {}).items() if v is not None}]
-    for layer in layers:
-        for dotted, value in layer.items():
-            section, _, key = dotted.partition(".")
-            data.setdefault(section, {})
-            if not isinstance(data[section], dict):
-                raise ConfigError(f"config key {section!r} must be a [section] table")
-            data[section][key] = value
+    if isinstance(data.get("api"), dict) and "token" in data["api"]:
+        raise ConfigError("config error: api.token is not allowed in a config file (config files get printed "
+                          "and shared); set QARNOT_CLIENT_TOKEN or api.token_file instead")
+    flags = {k: (v, "a command-line flag") for k, v in (overrides or {}).items() if v is not None}
+    sources: dict[str, str] = {}   # "section.key" -> where a value beyond the file came from, for errors
+    for dotted, (value, origin) in {**_from_env(env), **flags}.items():
+        section, _, key = dotted.partition(".")
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"config key {section!r} must be a [section] table")
+        data[section][key], sources[dotted] = value, origin
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
+        raise ConfigError(_one_line(exc, sources)) from None
     return config, _token(config, env)
 
 
-def _from_env(env) -> dict:
+def _from_env(env) -> dict[str, tuple[object, str]]:
+    """{"section.key": (value, variable name)} from QARNOT_* and POOL_TRACKER_<SECTION>_<KEY>."""
     out = {}
     for name, key in (("QARNOT_CLUSTER_URL", "api.url"), ("QARNOT_CLUSTER_TIMEOUT", "api.timeout_seconds")):
         if env.get(name):
-            out[key] = env[name]
+            out[key] = (env[name], name)
     for name, value in env.items():
         if name.startswith(ENV_PREFIX) and "_" in name[len(ENV_PREFIX):]:
             section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
-            out[f"{section}.{key}"] = json.loads(value) if value[:1] in "[{" else value
+            if value[:1] in "[{":
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{name} is not valid JSON ({exc.msg} at character {exc.pos}); "
+                                      """write a list like '["a", "b"]' or a table like '{"k": "v"}'""") from None
+            out[f"{section}.{key}"] = (value, name)
     return out
 
 
@@ -142,10 +152,14 @@ def _token(config: Config, env) -> str:
         return env["QARNOT_CLIENT_TOKEN"].strip()
     if config.api.token_file is not None:
         try:
-            return config.api.token_file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"api.token_file {config.api.token_file}: {exc.strerror}; "
+            token = config.api.token_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"api.token_file {config.api.token_file}: {getattr(exc, 'strerror', None) or exc}; "
                               "point it at a readable file holding only the token") from None
+        if not token or "\n" in token:
+            raise ConfigError(f"api.token_file {config.api.token_file} must hold exactly one line, the token "
+                              f"(it holds {'nothing' if not token else 'several lines'})")
+        return token
     return ""
 
 
@@ -158,16 +172,25 @@ def token_source(config: Config, env=None) -> str:
     return "<missing: set QARNOT_CLIENT_TOKEN or api.token_file>"
 
 
-def _one_line(exc: ValidationError) -> str:
+def _one_line(exc: ValidationError, sources: dict[str, str] | None = None) -> str:
+    """The first problem as one line: the key, the value given, what is allowed, and where it came from."""
     err = exc.errors()[0]
     key = ".".join(str(part) for part in err["loc"])
+    origin = next((o for k, o in (sources or {}).items() if k == key or key.startswith(k + ".")
+                   or k.startswith(key + ".")), None)
+    where = f" (from {origin})" if origin else ""
     if err["type"] == "extra_forbidden":
-        return f"config error: unknown key {key!r}; see config/pool-tracker.toml for the keys there are"
-    allowed = ", ".join(f"{k} {v}" for k, v in (err.get("ctx") or {}).items() if k in ("ge", "gt", "le", "lt",
-                                                                                     "expected"))
-    bounds = allowed.replace("ge ", ">= ").replace("gt ", "> ").replace("le ", "<= ").replace("lt ", "< ")
-    return (f"config error: {key} = {err.get('input')!r}: {err['msg'].lower()}"
-            + (f" (allowed: {bounds})" if bounds else ""))
+        return f"config error: unknown key {key!r}{where}; see config/pool-tracker.toml for the keys there are"
+    if err["type"] == "string_pattern_mismatch":
+        return f"config error: {key} = {err.get('input')!r}{where}: not a URL; write it like https://api.qarnot.com"
+    ctx = err.get("ctx") or {}
+    allowed = str(ctx["expected"]) if "expected" in ctx else \
+        ", ".join(f"{_BOUNDS[k]} {v}" for k, v in ctx.items() if k in _BOUNDS)
+    return (f"config error: {key} = {err.get('input')!r}{where}: {err['msg'].lower()}"
+            + (f" (allowed: {allowed})" if allowed else ""))
+
+
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
 def describe(config: Config, env=None) -> str:

@@ -3,7 +3,10 @@ serves /metrics, /healthz and /sql on 127.0.0.1, and stops cleanly on SIGTERM/SI
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,14 +28,19 @@ from tracker.serve import ThreadedServer
 
 @dataclass
 class Health:
-    """Healthy while polls succeed; unhealthy once the API has failed for longer than `max_failure`."""
+    """Healthy while polls succeed. Unhealthy once the API has failed for longer than `max_failure`, or
+    when no poll has finished for `stall_after` (a poller stuck on a hung API would otherwise look fine)."""
     max_failure: timedelta
+    started: datetime
+    stall_after: timedelta | None = None
     last_success: datetime | None = None
+    last_finished: datetime | None = None
     failing_since: datetime | None = None
     last_reason: str = ""
     consecutive_failures: int = 0
 
     def record(self, result: PollResult, at: datetime) -> None:
+        self.last_finished = at
         if result.ok:
             self.last_success, self.failing_since, self.consecutive_failures = at, None, 0
         else:
@@ -44,9 +52,26 @@ class Health:
         if self.failing_since is not None and now - self.failing_since > self.max_failure:
             return False, (f"the API has failed for {(now - self.failing_since).total_seconds():.0f}s "
                            f"({self.consecutive_failures} polls); last: {self.last_reason}")
+        quiet = now - (self.last_finished or self.started)
+        if self.stall_after is not None and quiet > self.stall_after:
+            return False, (f"no poll has finished for {quiet.total_seconds():.0f}s: the API hangs or the poller "
+                           "is stuck; check the API's status and this daemon's log")
         if self.last_success is None:
             return True, "starting: no successful poll yet"
         return True, f"last successful poll at {self.last_success.isoformat()}"
+
+
+def backoff_seconds(failures: int, interval: float, cap: float) -> float:
+    """Wait after `failures` consecutive failed polls: the interval, doubling per failure, capped."""
+    return min(cap, interval * 2 ** min(max(failures - 1, 0), 32))
+
+
+def stall_seconds(config: Config) -> float:
+    """How long without any finished poll means a stall: the health limit plus the longest legitimate
+    quiet spell (a full back-off, jitter, and one poll retrying for an interval then timing out)."""
+    poll = config.poll
+    return (config.http.health_max_failure_seconds + max(poll.interval_seconds, poll.failure_backoff_max_seconds)
+            + poll.jitter_seconds + poll.interval_seconds + config.api.timeout_seconds)
 
 
 # A poll that outlasts the interval makes APScheduler skip the next run, by design (max_instances=1);
@@ -58,21 +83,24 @@ class Daemon:
     def __init__(self, config: Config, token: str, *, client: QarnotClient | None = None,
                  store: Store | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
-        self.store = store or Store(config.store.path)
-        self.metrics = TrackerMetrics(lambda: list(self.store.views.values()), db_size=self.store.size_bytes,
+        self.metrics = TrackerMetrics(lambda: list(self.store.views.values()), db_size=lambda: self.store.size_bytes(),
                                       recommendations=lambda: self.advisor.latest)
+        # The client first: a missing token is reported before any database file gets created.
         self.client = client or QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds,
                                              page_size=config.api.page_size, on_retry=self.metrics.count_retry,
                                              retry=RetryPolicy(give_up_after_seconds=config.poll.interval_seconds))
+        self.store = store or Store(config.store.path)
         self.advisor = Advisor(self.store, config.advisor, self.client, on_decision=self.metrics.count_commit)
         self._advise_lock = threading.Lock()
         self.clock = clock or (server_clock(self.client) if config.api.clock == "server" else utc_now)
-        self.health = Health(timedelta(seconds=config.http.health_max_failure_seconds))
+        self.health = Health(timedelta(seconds=config.http.health_max_failure_seconds), started=utc_now(),
+                             stall_after=timedelta(seconds=stall_seconds(config)))
         self.stopping = threading.Event()
         self._backoff_until: datetime | None = None
         self._poll_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
-        self.web = ThreadedServer(build_web_app(self), config.http.host, config.http.port)
+        # log_config=None: uvicorn's records go through our one-line, redacting handler (tracker.logs).
+        self.web = ThreadedServer(build_web_app(self), config.http.host, config.http.port, log_config=None)
 
     # -- one scheduled run ------------------------------------------------------------------------
     def poll(self) -> PollResult | None:
@@ -89,6 +117,8 @@ class Daemon:
                 if not self.stopping.is_set():
                     event(logging.ERROR, f"poll crashed: {exc}", error=type(exc).__name__)
                 return None
+        if self.stopping.is_set():
+            return result               # abandoned by shutdown: not the API's fault, not worth a line
         self.health.record(result, utc_now())
         self.metrics.observe_poll(result, time.time())
         if result.ok:
@@ -96,8 +126,8 @@ class Daemon:
             event(logging.INFO, "poll ok", poll=result.poll_id, pools=result.pools_seen,
                   events=result.events_written, seconds=round(result.duration_seconds, 3))
         else:
-            delay = min(self.config.poll.failure_backoff_max_seconds,
-                        self.config.poll.interval_seconds * 2 ** (self.health.consecutive_failures - 1))
+            delay = backoff_seconds(self.health.consecutive_failures, self.config.poll.interval_seconds,
+                                    self.config.poll.failure_backoff_max_seconds)
             self._backoff_until = utc_now() + timedelta(seconds=delay)
             event(logging.ERROR, f"poll failed: {result.message}", poll=result.poll_id, reason=result.outcome,
                   retry_in_seconds=round(delay))
@@ -121,6 +151,7 @@ class Daemon:
 
     # -- lifetime ---------------------------------------------------------------------------------
     def start(self) -> None:
+        _check_port_free(self.config.http.host, self.config.http.port)
         self.web.start()
         self.scheduler.add_job(self.poll, "interval", seconds=self.config.poll.interval_seconds,
                                jitter=self.config.poll.jitter_seconds or None, max_instances=1, coalesce=True,
@@ -139,11 +170,41 @@ class Daemon:
         self.stopping.wait()
         self.stop()
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = 3.0) -> None:
+        """Stop within seconds: a poll or advisor round writing to the database finishes first (the store
+        serialises writes and close); one still waiting on a slow API is abandoned, and writes nothing."""
         self.stopping.set()
         self.scheduler.shutdown(wait=False)
-        self.client.close()             # abandons a poll stuck on the network
-        with self._poll_lock, self._advise_lock:   # a poll or round mid-write finishes first
+        self.client.close()
+        held = [lock for lock in (self._poll_lock, self._advise_lock) if lock.acquire(timeout=grace_seconds)]
+        try:
             self.store.close()
+        except Exception as exc:  # noqa: BLE001 - committed polls are durable; never hang or crash on exit
+            event(logging.WARNING, f"database still busy at exit, left to recover on next start: {exc}")
+        finally:
+            for lock in held:
+                lock.release()
         self.web.stop()
-        event(logging.INFO, "pool-tracker stopped")
+        event(logging.INFO, "pool-tracker stopped", **({"abandoned": 2 - len(held)} if len(held) < 2 else {}))
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Say which setting to change before uvicorn would log its own multi-line complaint."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port} ({exc.strerror}): another pool-tracker running? "
+                          "Choose another port with --metrics-port or [http] port") from None
+
+
+def exit_now(code: int = 0) -> None:
+    """Leave the process once the daemon has stopped cleanly. A worker thread abandoned on a hung API
+    would otherwise hold up interpreter shutdown (concurrent.futures joins its threads) for a timeout."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

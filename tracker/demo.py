@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from tracker.config import Config
-from tracker.daemon import Daemon
+from tracker.daemon import Daemon, exit_now
 from tracker.emulator import Emulator
 
 
@@ -25,3 +25,4 @@ def run_demo(config: Config, pools: int, speed: float, seed: int) -> None:
   recommendations      pool-tracker recommend --url {http}   (after 6 simulated hours of history)
 Ctrl-C stops.""")
         daemon.run_until_signalled()
+    exit_now(0)
