@@ -1,6 +1,8 @@
 """The daemon as a subprocess against the emulator on 127.0.0.1: polling, every fault mode, SIGTERM,
 restart and kill -9, checked against the emulator's ground truth."""
+import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -43,12 +45,12 @@ def free_port():
 
 
 class DaemonProcess:
-    def __init__(self, emu, db, port):
+    def __init__(self, emu, db, port, **extra_env):
         self.port, self.url = port, f"http://127.0.0.1:{port}"
         env = {**os.environ, "QARNOT_CLUSTER_URL": emu.url, "QARNOT_CLIENT_TOKEN": TOKEN,
                "POOL_TRACKER_API_CLOCK": "server", "POOL_TRACKER_POLL_JITTER_SECONDS": "0",
                "POOL_TRACKER_POLL_FAILURE_BACKOFF_MAX_SECONDS": "1",
-               "POOL_TRACKER_HTTP_HEALTH_MAX_FAILURE_SECONDS": "2"}
+               "POOL_TRACKER_HTTP_HEALTH_MAX_FAILURE_SECONDS": "2", **extra_env}
         self.proc = subprocess.Popen([sys.executable, "-m", "tracker", "run", "--db", str(db), "--interval", "1",
                                       "--metrics-port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
         self.wait_for(lambda: self.health() is not None, "the daemon's HTTP port")
@@ -123,7 +125,7 @@ def test_polls_serves_health_and_sql_and_stops_on_sigterm(emu, tmp_path):
 
 
 def test_every_fault_mode_is_survived_recorded_and_recovered(emu, tmp_path):
-    daemon = DaemonProcess(emu, tmp_path / "f.duckdb", free_port())
+    daemon = DaemonProcess(emu, tmp_path / "f.duckdb", free_port(), POOL_TRACKER_LOG_FORMAT="json")
     daemon.wait_for(lambda: daemon.polls() >= 2, "first polls")
     for faults, reason in [(Faults(server_errors=1.0), "unavailable"),
                            (Faults(rate_limited=1.0, retry_after_seconds=0.3), "unavailable"),
@@ -147,19 +149,28 @@ def test_every_fault_mode_is_survived_recorded_and_recovered(emu, tmp_path):
     assert daemon.health().json()["healthy"] is True
     assert_matches_emulator(daemon, emu)
     code, _ = daemon.terminate()
-    assert code == 0 and TOKEN not in daemon.log and "poll failed" in daemon.log
+    assert code == 0 and TOKEN not in daemon.log
+    lines = [json.loads(line) for line in daemon.log.splitlines()]      # JSON on request: every line parses
+    failed = {line["reason"] for line in lines if line["message"].startswith("poll failed")}
+    assert failed == {"unavailable", "malformed", "unauthorized"}
+    assert all({"pools", "events", "seconds"} <= line.keys() for line in lines if line["message"] == "poll ok")
 
 
 def test_restart_and_repeated_kill_9_keep_the_history_consistent(emu, tmp_path):
-    db, port = tmp_path / "k.duckdb", free_port()
-    for _ in range(3):
-        daemon = DaemonProcess(emu, db, port)
-        daemon.wait_for(lambda: daemon.polls() >= 2, "polls before the kill")
-        time.sleep(0.5)
+    db, port, rng = tmp_path / "k.duckdb", free_port(), random.Random(4)
+    for round_ in range(4):
+        # Rounds alternate: polls that take 0.6 s (three pages behind a slow API), killed at a random moment
+        # inside one, and polls at full speed killed wherever they are.
+        emu.faults.set(Faults(latency_seconds=0.2) if round_ % 2 == 0 else Faults())
+        daemon = DaemonProcess(emu, db, port, POOL_TRACKER_API_PAGE_SIZE="5")
+        done = daemon.polls()
+        daemon.wait_for(lambda: daemon.polls() >= done + 2, "polls before the kill")
+        time.sleep(rng.uniform(0, 0.6))
         daemon.proc.kill()
         daemon.proc.wait()
+    emu.faults.set(Faults())
     daemon = DaemonProcess(emu, db, port)
-    daemon.wait_for(lambda: daemon.polls() >= 8, "polls after restarts")
+    daemon.wait_for(lambda: daemon.polls() >= 12, "polls after restarts")
     n, lo, hi, distinct = daemon.sql("SELECT count(*), min(seq), max(seq), count(DISTINCT seq) FROM events")[0]
     assert (lo, hi, distinct) == (1, n, n)
     half_written = daemon.sql("""SELECT count(*) FROM (SELECT p.poll_id FROM polls p LEFT JOIN events e USING (poll_id)
@@ -169,8 +180,46 @@ def test_restart_and_repeated_kill_9_keep_the_history_consistent(emu, tmp_path):
     assert daemon.terminate()[0] == 0
 
 
-def test_unwritable_database_is_a_one_line_error_at_start(tmp_path):
+def test_sigterm_while_the_api_hangs_exits_within_seconds_and_restarts_cleanly(emu, tmp_path):
+    db, port = tmp_path / "h.duckdb", free_port()
+    daemon = DaemonProcess(emu, db, port)
+    daemon.wait_for(lambda: daemon.polls() >= 2, "first polls")
+    emu.faults.set(Faults(latency_seconds=8))
+    time.sleep(1.5)                                   # a poll is now waiting on the API
+    code, seconds = daemon.terminate()
+    assert code == 0 and seconds < 5, (code, seconds, daemon.log)
+    assert "pool-tracker stopped abandoned=1" in daemon.log and "poll failed" not in daemon.log
+    emu.faults.set(Faults())
+    daemon = DaemonProcess(emu, db, port)
+    daemon.wait_for(lambda: daemon.polls() >= 4, "polls after the restart")
+    assert daemon.sql("SELECT count(*) FROM polls WHERE outcome <> 'ok'")[0][0] == 0   # nothing half-recorded
+    assert_matches_emulator(daemon, emu)
+    assert daemon.terminate()[0] == 0
+
+
+def start_error(tmp_path, *args, **env):
+    """Start `pool-tracker run` where it cannot work: it must exit 2 with one line on stderr."""
+    out = subprocess.run([sys.executable, "-m", "tracker", "run", *args], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "QARNOT_CLIENT_TOKEN": TOKEN, "QARNOT_CLUSTER_URL": "http://127.0.0.1:9",
+                              **env}, cwd=tmp_path, check=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and TOKEN not in out.stderr, out.stderr
+    return out.stderr
+
+
+def test_unwritable_or_corrupt_database_is_a_one_line_error_at_start(tmp_path):
     (tmp_path / "file").write_text("x")
-    out = subprocess.run([sys.executable, "-m", "tracker", "run", "--db", str(tmp_path / "file" / "x.duckdb")],
-                         env={**os.environ, "QARNOT_CLIENT_TOKEN": TOKEN}, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "cannot open" in out.stderr
+    assert "cannot open" in start_error(tmp_path, "--db", str(tmp_path / "file" / "x.duckdb"))
+    (tmp_path / "corrupt.duckdb").write_bytes(b"not a database" * 100)
+    assert "not a valid DuckDB database" in start_error(tmp_path, "--db", "corrupt.duckdb")
+
+
+def test_other_start_problems_are_one_line_errors_naming_the_cause(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        message = start_error(tmp_path, "--metrics-port", str(busy.getsockname()[1]))
+    assert "cannot listen on 127.0.0.1" in message and "--metrics-port" in message
+    assert "no API token" in start_error(tmp_path, QARNOT_CLIENT_TOKEN="")
+    assert not list(tmp_path.glob("*.duckdb"))          # nothing created for a daemon that cannot start
+    assert "poll.interval_seconds" in start_error(tmp_path, "--interval", "0")
+    assert "POOL_TRACKER_HTTP_PORT" in start_error(tmp_path, POOL_TRACKER_HTTP_PORT="99999")

@@ -85,10 +85,11 @@ class Daemon:
         self.config = config
         self.metrics = TrackerMetrics(lambda: list(self.store.views.values()), db_size=lambda: self.store.size_bytes(),
                                       recommendations=lambda: self.advisor.latest)
-        # The client first: a missing token is reported before any database file gets created.
+        # The client first: a missing token is reported before a database file gets created.
         self.client = client or QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds,
                                              page_size=config.api.page_size, on_retry=self.metrics.count_retry,
                                              retry=RetryPolicy(give_up_after_seconds=config.poll.interval_seconds))
+        _check_port_free(config.http.host, config.http.port)   # also before creating a database file
         self.store = store or Store(config.store.path)
         self.advisor = Advisor(self.store, config.advisor, self.client, on_decision=self.metrics.count_commit)
         self._advise_lock = threading.Lock()
@@ -151,7 +152,6 @@ class Daemon:
 
     # -- lifetime ---------------------------------------------------------------------------------
     def start(self) -> None:
-        _check_port_free(self.config.http.host, self.config.http.port)
         self.web.start()
         self.scheduler.add_job(self.poll, "interval", seconds=self.config.poll.interval_seconds,
                                jitter=self.config.poll.jitter_seconds or None, max_instances=1, coalesce=True,
