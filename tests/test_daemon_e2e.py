@@ -223,3 +223,28 @@ def test_other_start_problems_are_one_line_errors_naming_the_cause(tmp_path):
     assert not list(tmp_path.glob("*.duckdb"))          # nothing created for a daemon that cannot start
     assert "poll.interval_seconds" in start_error(tmp_path, "--interval", "0")
     assert "POOL_TRACKER_HTTP_PORT" in start_error(tmp_path, POOL_TRACKER_HTTP_PORT="99999")
+
+
+def test_demo_starts_everything_says_where_and_stops_on_ctrl_c(tmp_path):
+    demo = subprocess.Popen([sys.executable, "-m", "tracker", "demo", "--pools", "8", "--speed", "600", "--interval", "1",
+                             "--metrics-port", "0", "--db", str(tmp_path / "demo.duckdb")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        banner = [demo.stdout.readline()]                 # the banner comes once everything is up
+        while banner[-1] not in ("Ctrl-C stops.\n", ""):
+            banner.append(demo.stdout.readline())
+        health_url = next(line.split()[1] for line in banner if line.strip().startswith("health"))
+        assert "127.0.0.1:0" not in health_url
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            rows = httpx.post(health_url.replace("/healthz", "/sql"), timeout=5,
+                              json={"query": "SELECT count(*) FROM pool_current"}).json()["rows"]
+            if rows[0][0] == 8:
+                break
+            time.sleep(0.2)
+        assert rows[0][0] == 8 and httpx.get(health_url).json()["healthy"] is True
+        assert "qarnot_pool_info" in httpx.get(health_url.replace("/healthz", "/metrics")).text
+    finally:
+        demo.send_signal(signal.SIGINT)
+        code = demo.wait(timeout=10)
+    assert code == 0

@@ -163,10 +163,11 @@ class Daemon:
         event(logging.INFO, "pool-tracker running", db=str(self.store.path), api=self.config.api.url,
               http=self.web.url, interval_seconds=self.config.poll.interval_seconds)
 
-    def run_until_signalled(self) -> None:
+    def run_until_signalled(self, on_started: Callable[[], None] = lambda: None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
         self.start()
+        on_started()
         self.stopping.wait()
         self.stop()
 

@@ -14,15 +14,18 @@ def run_demo(config: Config, pools: int, speed: float, seed: int) -> None:
     with Emulator.running(pools=pools, seed=seed, speed=speed, token="demo-token") as emu:
         config.api.url = emu.url
         daemon = Daemon(config, emu.token)
-        http = f"http://{config.http.host}:{config.http.port}"
-        click.echo(f"""pool-tracker demo: {pools} emulated pools at {speed:g}x speed (a simulated hour every \
+        daemon.run_until_signalled(on_started=lambda: click.echo(_banner(pools, speed, emu.url, config.store.path,
+                                                                         daemon.web.url)))
+    exit_now(0)
+
+
+def _banner(pools: int, speed: float, api: str, db, http: str) -> str:
+    return f"""pool-tracker demo: {pools} emulated pools at {speed:g}x speed (a simulated hour every \
 {3600 / speed:.0f} s)
-  emulated Qarnot API  {emu.url}  (token: demo-token)
-  history (DuckDB)     {config.store.path}
+  emulated Qarnot API  {api}  (token: demo-token)
+  history (DuckDB)     {db}
   metrics (Prometheus) {http}/metrics
   health               {http}/healthz
   SQL                  pool-tracker sql "SELECT * FROM pool_current" --url {http}
   recommendations      pool-tracker recommend --url {http}   (after 6 simulated hours of history)
-Ctrl-C stops.""")
-        daemon.run_until_signalled()
-    exit_now(0)
+Ctrl-C stops."""
