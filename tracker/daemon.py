@@ -100,8 +100,7 @@ class Daemon:
         self._backoff_until: datetime | None = None
         self._poll_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
-        # log_config=None: uvicorn's records go through our one-line, redacting handler (tracker.logs).
-        self.web = ThreadedServer(build_web_app(self), config.http.host, config.http.port, log_config=None)
+        self.web = ThreadedServer(build_web_app(self), config.http.host, config.http.port)
 
     # -- one scheduled run ------------------------------------------------------------------------
     def poll(self) -> PollResult | None:

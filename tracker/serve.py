@@ -10,8 +10,10 @@ import uvicorn
 class ThreadedServer:
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, **config) -> None:
         self.host, self.port = host, port
+        # log_config=None: uvicorn must not install its own handlers (which stop propagation), so its
+        # records reach the one redacting handler that tracker.logs puts on the root logger.
         self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                     access_log=False, lifespan="off", **config))
+                                                     access_log=False, lifespan="off", log_config=None, **config))
         self._thread: threading.Thread | None = None
 
     @property
