@@ -16,7 +16,10 @@ Scores (per run):
   under-provisioning timeshare 100/T * time with d > s
   over-provisioning timeshare  100/T * time with s > d
   instability                  100 * share of sampling steps where supply and demand move in different
-                               directions (sign of change differs), on a grid of `resize_period` seconds.
+                               directions (sign of change differs), on a grid of `resize_period` seconds
+                               (the first candidate settings') from the window's start.
+The model keeps these integrals as it runs (`policies.model.Meter`), so scoring needs no timeline;
+`replay(..., timeline=True)` also records the step function, for plots.
   Zero demand: accuracies divide by max(d, 1), so every slot kept while nothing runs counts as one
   unit of over-provisioning (not an undefined ratio), and such periods count fully in the timeshares.
 """
@@ -28,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from policies.model import DEFAULT_STARTUP_DELAY, PoolModel
+from policies.model import DEFAULT_STARTUP_DELAY, Meter, PoolModel
 from policies.settings import ElasticSettings
 from policies.traces import Trace
 
@@ -64,12 +67,13 @@ class Replay:
     busy_seconds: float
     waits: np.ndarray      # seconds, one entry per group of instances
     counts: np.ndarray     # instances in each group
-    timeline: np.ndarray   # rows (time, demand, supply), a step function from `start` to `end`
+    meter: Meter           # demand against supply, summed over the window
+    timeline: np.ndarray | None = None  # rows (time, demand, supply) from `start` to `end`, when asked for
 
 
 def replay(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DEFAULT_STARTUP_DELAY,
            start: float | None = None, end: float | None = None,
-           changes: Sequence[tuple[float, ElasticSettings]] = ()) -> Replay:
+           changes: Sequence[tuple[float, ElasticSettings]] = (), timeline: bool = False) -> Replay:
     """Run the trace through the model from `start` to `end`.
 
     By default the window runs from the first arrival to an hour after the last instance would finish
@@ -81,8 +85,10 @@ def replay(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DE
     start = (arrivals[0][0] if arrivals else 0.0) if start is None else start
     if end is None:
         end = max((t + d for t, _, d in arrivals), default=start) + SETTLE_SECONDS
-    waits, timeline = [], []
-    model = PoolModel(settings, start, startup_delay, waits=waits, timeline=timeline)
+    waits: list = []
+    steps: list | None = [] if timeline else None
+    meter = Meter(start, settings.resize_period)
+    model = PoolModel(settings, start, startup_delay, waits=waits, timeline=steps, meter=meter)
     for at, instances, duration in arrivals:
         if at >= start:
             model.submit(at, instances, duration)
@@ -91,10 +97,11 @@ def replay(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DE
             model.set_settings(at, new)
     model.advance(end)
     waits.extend((end - submitted, n) for submitted, n in model.waiting())
-    timeline.append((end, model.busy + model.queued, model.ready))
-    pairs, steps = _array(waits, 2), _array(timeline, 3)
+    pairs = _array(waits, 2)
+    if steps is not None:
+        steps.append((end, model.busy + model.queued, model.ready))
     return Replay(settings, start, end, model.slot_seconds, model.busy_seconds, pairs[:, 0],
-                  pairs[:, 1].astype(np.int64), steps)
+                  pairs[:, 1].astype(np.int64), meter, None if steps is None else _array(steps, 3))
 
 
 def _array(rows: list[tuple], width: int) -> np.ndarray:
@@ -103,47 +110,35 @@ def _array(rows: list[tuple], width: int) -> np.ndarray:
     return flat.reshape(-1, width)
 
 
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """The q-quantile of `values` repeated `weights` times (the lower one at ties), without repeating."""
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """The q-quantiles of `values` repeated `weights` times (the lower one at ties), without repeating."""
     if len(values) == 0:
-        return 0.0
+        return [0.0] * len(qs)
     order = np.argsort(values, kind="stable")
     cumulative = np.cumsum(weights[order])
-    index = np.searchsorted(cumulative, q * cumulative[-1], side="left")
-    return float(values[order][min(index, len(values) - 1)])
+    index = np.searchsorted(cumulative, np.asarray(qs) * cumulative[-1], side="left")
+    return [float(v) for v in values[order][np.minimum(index, len(values) - 1)]]
 
 
 def score(run: Replay, *, slo_seconds: float = 300.0, cores_per_slot: int | None = None) -> Score:
-    t, demand, supply = run.timeline[:, 0], run.timeline[:, 1], run.timeline[:, 2]
-    span = max(run.end - run.start, 1e-9)
-    dt = np.diff(t)
-    d, s = demand[:-1], supply[:-1]
-    ratio_base = np.maximum(d, 1.0)
+    span, meter = max(run.end - run.start, 1e-9), run.meter
     total = int(run.counts.sum())
+    p50, p95 = weighted_quantiles(run.waits, run.counts, (0.50, 0.95))
     return Score(
         slot_hours=run.slot_seconds / 3600,
         idle_slot_hours=(run.slot_seconds - run.busy_seconds) / 3600,
         core_hours=None if cores_per_slot is None else run.slot_seconds * cores_per_slot / 3600,
-        wait_p50=weighted_quantile(run.waits, run.counts, 0.50),
-        wait_p95=weighted_quantile(run.waits, run.counts, 0.95),
+        wait_p50=p50,
+        wait_p95=p95,
         wait_max=float(run.waits.max()) if total else 0.0,
         share_over_slo=float(run.counts[run.waits > slo_seconds].sum() / total) if total else 0.0,
-        under_accuracy=float(100 * np.sum(np.maximum(d - s, 0) / ratio_base * dt) / span),
-        over_accuracy=float(100 * np.sum(np.maximum(s - d, 0) / ratio_base * dt) / span),
-        under_timeshare=float(100 * np.sum(dt[d > s]) / span),
-        over_timeshare=float(100 * np.sum(dt[s > d]) / span),
-        instability=_instability(t, demand, supply, run.start, run.end, run.settings.resize_period),
+        under_accuracy=100 * meter.short_area / span,
+        over_accuracy=100 * meter.excess_area / span,
+        under_timeshare=100 * meter.short_time / span,
+        over_timeshare=100 * meter.excess_time / span,
+        instability=meter.instability,
         instances=total,
     )
-
-
-def _instability(t, demand, supply, start, end, step) -> float:
-    grid = np.arange(start, end, step)
-    if len(grid) < 3:
-        return 0.0
-    at = np.searchsorted(t, grid, side="right") - 1   # the step function's value at each grid point
-    moves_d, moves_s = np.sign(np.diff(demand[at])), np.sign(np.diff(supply[at]))
-    return float(100 * np.mean(moves_d != moves_s))
 
 
 def backtest(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DEFAULT_STARTUP_DELAY,

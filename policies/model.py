@@ -19,21 +19,95 @@ The model, in continuous time (seconds):
 - A draining (closing) pool takes no new work, releases idle slots at once and ends with no slots.
 
 Ticks where nothing can change are skipped, which keeps a 30-day replay fast without changing results.
+
+The module is fully typed so that mypyc can compile it (see setup.py); it runs the same, only slower,
+when it is not compiled.
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import deque
-from typing import Callable
+from typing import Callable, Final
 
 from policies.settings import ElasticSettings
 
-INF = math.inf
-DEFAULT_STARTUP_DELAY = 60.0
-_EPS = 1e-9
+INF: Final = math.inf
+DEFAULT_STARTUP_DELAY: Final = 60.0
+_EPS: Final = 1e-9
 
 ChangeHook = Callable[[float, str, int, int], None]  # (at, "ready"|"starting"|"busy"|"queued", old, new)
+
+
+def _arrival_time(arrival: tuple[float, int, float]) -> float:
+    return arrival[0]
+
+
+class _Waiting:
+    """Instances of one task still in the queue."""
+    __slots__ = ("submitted", "count", "duration")
+
+    def __init__(self, submitted: float, count: int, duration: float) -> None:
+        self.submitted = submitted
+        self.count = count
+        self.duration = duration
+
+
+class _Idle:
+    """Slots that became idle at the same moment."""
+    __slots__ = ("since", "count")
+
+    def __init__(self, since: float, count: int) -> None:
+        self.since = since
+        self.count = count
+
+
+class Meter:
+    """Demand d = busy + queued against supply s = ready slots, summed up as the model runs.
+
+    These are the raw integrals behind the SPEC elasticity metrics (see `policies.backtest`); keeping
+    them here means a replay needs no timeline to be scored, which halves its cost. Instability samples
+    d and s every `step` seconds from `start` and counts the samples where they moved differently.
+    """
+
+    def __init__(self, start: float, step: float) -> None:
+        self.start = float(start)
+        self.step = float(step)
+        self.short_area = 0.0    # integral of max(d - s, 0) / max(d, 1)
+        self.excess_area = 0.0   # integral of max(s - d, 0) / max(d, 1)
+        self.short_time = 0.0    # time with d > s
+        self.excess_time = 0.0   # time with s > d
+        self.samples = 0         # grid points passed
+        self.unstable = 0        # grid points where d and s moved in different directions since the last
+        self._last_demand = 0
+        self._last_supply = 0
+
+    def add(self, t0: float, t1: float, demand: int, supply: int) -> None:
+        """d and s held these values over [t0, t1)."""
+        dt = t1 - t0
+        if demand > supply:
+            self.short_area += (demand - supply) / max(demand, 1) * dt
+            self.short_time += dt
+        elif supply > demand:
+            self.excess_area += (supply - demand) / max(demand, 1) * dt
+            self.excess_time += dt
+        first = math.ceil((t0 - self.start) / self.step - _EPS)   # grid points inside [t0, t1)
+        after = math.ceil((t1 - self.start) / self.step - _EPS)
+        if after > first:
+            if self.samples and _sign(demand - self._last_demand) != _sign(supply - self._last_supply):
+                self.unstable += 1
+            self.samples += after - first
+            self._last_demand, self._last_supply = demand, supply
+
+    @property
+    def instability(self) -> float:
+        """Percent of sampling steps where supply and demand moved in different directions."""
+        return 100 * self.unstable / (self.samples - 1) if self.samples >= 3 else 0.0
+
+
+def _sign(x: int) -> int:
+    return (x > 0) - (x < 0)
 
 
 class PoolModel:
@@ -41,13 +115,14 @@ class PoolModel:
 
     Optional recorders, off by default so a long-running emulator stays flat in memory:
     `waits` collects `(wait_seconds, instances)` as instances start; `timeline` collects
-    `(time, demand, ready)` whenever demand (busy + queued) or ready slots change.
+    `(time, demand, ready)` whenever demand (busy + queued) or ready slots change; a `Meter` sums
+    demand against supply.
     """
 
     def __init__(self, settings: ElasticSettings, start: float, startup_delay: float = DEFAULT_STARTUP_DELAY,
-                 *, waits: list | None = None, timeline: list | None = None,
-                 on_change: ChangeHook | None = None) -> None:
-        self.settings = settings.validated()
+                 *, waits: list[tuple[float, int]] | None = None,
+                 timeline: list[tuple[float, int, int]] | None = None,
+                 meter: Meter | None = None, on_change: ChangeHook | None = None) -> None:
         self.startup_delay = float(startup_delay)
         self.now = float(start)
         self.ready = self.starting = self.busy = self.queued = 0
@@ -56,17 +131,28 @@ class PoolModel:
         self.draining = False
         self.waits = waits
         self.timeline = timeline
+        self.meter = meter
         self.on_change = on_change
-        self._origin = self.now      # tick grid origin
-        self._next_tick = self.now   # next tick that may change something
-        self._pending: list = []        # heap of future arrivals (at, seq, n, duration)
-        self._seq = 0
-        self._queue: deque = deque()    # waiting instances [submitted_at, n, duration], FIFO
-        self._ends: list = []           # heap of (end_time, n) for running instances
-        self._boots: deque = deque()    # (ready_at, n) for starting slots, in time order
-        self._idle: deque = deque()     # [idle_since, n], oldest on the left
+        self._pending: deque[tuple[float, int, float]] = deque()  # arrivals (at, n, duration) in time order
+        self._queue: deque[_Waiting] = deque()             # FIFO
+        self._ends: list[tuple[float, int]] = []           # heap of (end_time, n) for running instances
+        self._boots: deque[tuple[float, int]] = deque()    # (ready_at, n) for starting slots, in time order
+        self._idle: deque[_Idle] = deque()                 # oldest on the left
+        self._use(settings)
         if timeline is not None:
             timeline.append((self.now, 0, 0))
+
+    def _use(self, settings: ElasticSettings) -> None:
+        """Take new settings; the knobs are copied into plain numbers for the hot loop."""
+        self.settings = settings.validated()
+        self._min_total: int = settings.min_total_slots
+        self._max_total: int = settings.max_total_slots
+        self._min_idle: int = settings.min_idle_slots
+        self._min_idle_time: float = float(settings.min_idle_time_seconds)
+        self._factor: float = float(settings.resize_factor)
+        self._period: float = float(settings.resize_period)
+        self._origin = self.now      # tick grid origin
+        self._next_tick = self.now   # next tick that may change something
 
     # -- inputs ---------------------------------------------------------------------------------
     def submit(self, at: float, instances: int, duration: float) -> None:
@@ -75,14 +161,16 @@ class PoolModel:
             return
         if at < self.now - _EPS:
             raise ValueError(f"arrival at {at} is before the model's time {self.now}")
-        self._seq += 1
-        heapq.heappush(self._pending, (max(at, self.now), self._seq, int(instances), max(0.0, float(duration))))
+        arrival = (max(float(at), self.now), int(instances), max(0.0, float(duration)))
+        if self._pending and arrival[0] < self._pending[-1][0]:   # out of order: rare, keep FIFO among equals
+            bisect.insort(self._pending, arrival, key=_arrival_time)
+        else:
+            self._pending.append(arrival)
 
     def set_settings(self, at: float, settings: ElasticSettings) -> None:
         """New elastic settings take effect at `at`; the tick grid restarts there."""
         self.advance(at)
-        self.settings = settings.validated()
-        self._origin = self._next_tick = self.now
+        self._use(settings)
 
     def drain(self, at: float) -> None:
         """Close the pool: drop waiting work, let running instances finish, release every slot."""
@@ -100,7 +188,7 @@ class PoolModel:
 
     def waiting(self) -> list[tuple[float, int]]:
         """Instances still queued, as (submitted_at, count) groups."""
-        return [(submitted, n) for submitted, n, _ in self._queue]
+        return [(group.submitted, group.count) for group in self._queue]
 
     @property
     def idle(self) -> int:
@@ -110,29 +198,30 @@ class PoolModel:
     def advance(self, until: float) -> None:
         """Run the model up to `until`, processing every arrival, completion, boot and tick on the way.
 
-        The hot loop of every replay (~2 us per event), so counters are updated inline and the change
-        hook is only called when one is set.
+        The hot loop of every replay, so counters are updated inline and the change hook is only
+        called when one is set.
         """
         pending, ends, boots, queue, idle = self._pending, self._ends, self._boots, self._queue, self._idle
-        hook, timeline, heappop = self.on_change, self.timeline, heapq.heappop
+        hook = self.on_change is not None
+        heappop = heapq.heappop   # a local: a module attribute lookup per call is measurable here
         while True:
+            next_arrival = pending[0][0] if pending else INF
+            next_end = ends[0][0] if ends else INF
+            next_boot = boots[0][0] if boots else INF
             t = self._next_tick
-            if pending and pending[0][0] < t:
-                t = pending[0][0]
-            if ends and ends[0][0] < t:
-                t = ends[0][0]
-            if boots and boots[0][0] < t:
-                t = boots[0][0]
+            if next_arrival < t:
+                t = next_arrival
+            if next_end < t:
+                t = next_end
+            if next_boot < t:
+                t = next_boot
             if t > until:
                 break
-            if t > self.now:  # integrate the step function up to t
-                dt = t - self.now
-                self.slot_seconds += self.ready * dt
-                self.busy_seconds += self.busy * dt
-                self.now = t
+            if t > self.now:
+                self._integrate(t)
             freed = 0         # slots that became idle at t: booted or finished
             changed = False
-            if boots and boots[0][0] <= t:
+            if next_boot <= t:
                 n = 0
                 while boots and boots[0][0] <= t:
                     n += boots.popleft()[1]
@@ -143,7 +232,7 @@ class PoolModel:
                     self.starting -= n
                     self.ready += n
                 freed = n
-            if ends and ends[0][0] <= t:
+            if next_end <= t:
                 n = 0
                 while ends and ends[0][0] <= t:
                     n += heappop(ends)[1]
@@ -153,17 +242,17 @@ class PoolModel:
                     self.busy -= n
                 freed += n
             if freed:
-                if not self.draining and idle and idle[-1][0] == t:
-                    idle[-1][1] += freed
+                if not self.draining and idle and idle[-1].since == t:
+                    idle[-1].count += freed
                 else:
-                    idle.append([t, freed])
+                    idle.append(_Idle(t, freed))
                 changed = True
-            if pending and pending[0][0] <= t:
+            if next_arrival <= t:
                 n = 0
                 while pending and pending[0][0] <= t:
-                    _, _, count, duration = heappop(pending)
-                    queue.append([t, count, duration])
-                    n += count
+                    arrival = pending.popleft()
+                    queue.append(_Waiting(t, arrival[1], arrival[2]))
+                    n += arrival[1]
                 if hook:
                     self._set("queued", self.queued + n)
                 else:
@@ -172,10 +261,8 @@ class PoolModel:
             if changed:
                 if queue and idle:
                     self._dispatch()
-                if timeline is not None:
-                    self._record()
-                period = self.settings.resize_period   # the next tick on the grid (inline _grid_ceil)
-                tick = self._origin + math.ceil((t - self._origin) / period - _EPS) * period
+                self._record()
+                tick = self._grid_ceil(t)
                 if tick < self._next_tick:
                     self._next_tick = tick
             if t >= self._next_tick - _EPS:
@@ -184,23 +271,22 @@ class PoolModel:
             self._integrate(until)
 
     def _integrate(self, t: float) -> None:
+        """Carry the step functions from now up to t, when the next thing happens."""
         dt = t - self.now
-        if dt > 0:
-            self.slot_seconds += self.ready * dt
-            self.busy_seconds += self.busy * dt
-            self.now = t
+        self.slot_seconds += self.ready * dt
+        self.busy_seconds += self.busy * dt
+        if self.meter is not None:
+            self.meter.add(self.now, t, self.busy + self.queued, self.ready)
+        self.now = t
 
     def _grid_ceil(self, t: float) -> float:
-        period = self.settings.resize_period
-        return self._origin + math.ceil((t - self._origin) / period - _EPS) * period
+        return self._origin + math.ceil((t - self._origin) / self._period - _EPS) * self._period
 
     def _set(self, what: str, value: int) -> None:
-        if self.on_change is None:
-            setattr(self, what, value)
-            return
-        old = getattr(self, what)
+        """Change one counter and tell the change hook (the emulator's state machine)."""
+        old: int = getattr(self, what)
         setattr(self, what, value)
-        if old != value:
+        if old != value and self.on_change is not None:
             self.on_change(self.now, what, old, value)
 
     def _record(self) -> None:
@@ -215,24 +301,28 @@ class PoolModel:
                     timeline.append((self.now, demand, ready))
 
     def _dispatch(self) -> None:
-        """Start waiting instances on idle slots, most recently idled first."""
-        queue, idle, ends, waits, now = self._queue, self._idle, self._ends, self.waits, self.now
+        """Start waiting instances on idle slots, most recently idled first; one completion per task."""
+        queue, idle, now = self._queue, self._idle, self.now
         started = 0
         while queue and idle:
-            group, slots = queue[0], idle[-1]
-            n = group[1] if group[1] < slots[1] else slots[1]
-            group[1] -= n
-            slots[1] -= n
-            if group[1] == 0:
+            group = queue[0]
+            n = 0
+            while idle and n < group.count:
+                slots = idle[-1]
+                take = min(group.count - n, slots.count)
+                slots.count -= take
+                n += take
+                if slots.count == 0:
+                    idle.pop()
+            group.count -= n
+            if group.count == 0:
                 queue.popleft()
-            if slots[1] == 0:
-                idle.pop()
             started += n
-            heapq.heappush(ends, (now + group[2], n))
-            if waits is not None:
-                waits.append((now - group[0], n))
+            heapq.heappush(self._ends, (now + group.duration, n))
+            if self.waits is not None:
+                self.waits.append((now - group.submitted, n))
         if started:
-            if self.on_change:
+            if self.on_change is not None:
                 self._set("queued", self.queued - started)
                 self._set("busy", self.busy + started)
             else:
@@ -240,46 +330,47 @@ class PoolModel:
                 self.busy += started
 
     def _tick(self) -> None:
-        s = self.settings
-        now, period = self.now, s.resize_period
+        now = self.now
         current = self.ready + self.starting
+        self._next_tick = INF
         if self.draining:
             self._release(self.idle, now)
-            self._next_tick = INF
             self._record()
             return
-        target = min(max(self.busy + self.queued + s.min_idle_slots, s.min_total_slots), s.max_total_slots)
-        self._next_tick = INF
+        target = min(max(self.busy + self.queued + self._min_idle, self._min_total), self._max_total)
         if target > current:
-            n = math.ceil(s.resize_factor * (target - current) - _EPS)
-            if self.on_change:
+            n = math.ceil(self._factor * (target - current) - _EPS)
+            if self.on_change is not None:
                 self._set("starting", self.starting + n)
             else:
                 self.starting += n
             self._boots.append((now + self.startup_delay, n))
-            self._next_tick = now + period
+            self._next_tick = now + self._period
         elif target < current:
-            limit = min(math.ceil(s.resize_factor * (current - target) - _EPS),
-                        current - s.min_total_slots, self.idle - s.min_idle_slots)
+            limit = min(math.ceil(self._factor * (current - target) - _EPS),
+                        current - self._min_total, self.idle - self._min_idle)
             if limit > 0:
-                released = self._release(limit, now - s.min_idle_time_seconds)
+                released = self._release(limit, now - self._min_idle_time)
                 if released:
                     self._record()
                 if released == limit:
-                    self._next_tick = now + period    # more may go at the next tick
-                elif self._idle:                      # the rest is not idle long enough yet
-                    eligible = self._idle[0][0] + s.min_idle_time_seconds
-                    self._next_tick = self._grid_ceil(max(eligible, now + period))
+                    self._next_tick = now + self._period    # more may go at the next tick
+                elif self._idle:                            # the rest is not idle long enough yet
+                    eligible = self._idle[0].since + self._min_idle_time
+                    self._next_tick = self._grid_ceil(max(eligible, now + self._period))
 
     def _release(self, limit: int, idle_since_at_most: float) -> int:
         """Release up to `limit` idle slots idle since `idle_since_at_most` or earlier, oldest first."""
         idle, released = self._idle, 0
-        while idle and released < limit and idle[0][0] <= idle_since_at_most + _EPS:
-            n = min(idle[0][1], limit - released)
-            idle[0][1] -= n
-            if idle[0][1] == 0:
+        while idle and released < limit and idle[0].since <= idle_since_at_most + _EPS:
+            n = min(idle[0].count, limit - released)
+            idle[0].count -= n
+            if idle[0].count == 0:
                 idle.popleft()
             released += n
         if released:
-            self._set("ready", self.ready - released)
+            if self.on_change is not None:
+                self._set("ready", self.ready - released)
+            else:
+                self.ready -= released
         return released

@@ -2,7 +2,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from policies.backtest import backtest, baselines, peak_demand, replay, score, weighted_quantile
+from policies.backtest import backtest, baselines, peak_demand, replay, score, weighted_quantiles
 from policies.settings import ElasticSettings
 from policies.traces import Trace
 
@@ -35,9 +35,9 @@ def test_pool_pinned_at_its_maximum_queues_and_counts_starved_work():
     assert starved.counts[np.argmax(starved.waits)] == 7
 
 
-def test_weighted_quantile_and_peak_demand():
+def test_weighted_quantiles_and_peak_demand():
     values, weights = np.array([9.0, 1.0, 5.0]), np.array([1, 1, 8])     # nearest rank of 10 values
-    assert [weighted_quantile(values, weights, q) for q in (0.1, 0.5, 0.9, 0.95)] == [1, 5, 5, 9]
+    assert weighted_quantiles(values, weights, (0.1, 0.5, 0.9, 0.95)) == [1, 5, 5, 9]
     assert peak_demand(Trace(((0.0, 3, 10.0), (10.0, 2, 5.0), (5.0, 4, 1.0)))) == 7
     assert baselines(Trace(((0.0, 3, 10.0),)))["static-at-peak"].max_total_slots == 3
 
@@ -59,7 +59,7 @@ def test_more_max_slots_never_increases_the_worst_wait(trace, knob, extra):
 @settings(max_examples=60, deadline=None)
 @given(traces, knobs)
 def test_cost_never_below_busy_time_and_scores_are_deterministic(trace, knob):
-    run = replay(trace, knob)
+    run = replay(trace, knob, timeline=True)
     first, second = score(run), backtest(trace, knob)
     assert first == second and first.slot_hours >= run.busy_seconds / 3600 - 1e-9
     work = sum(n * d for _, n, d in trace.arrivals)
@@ -67,3 +67,25 @@ def test_cost_never_below_busy_time_and_scores_are_deterministic(trace, knob):
     if run.timeline[-1][1] == 0:                   # everything finished inside the window
         assert run.busy_seconds == pytest.approx(work)
     assert 0 <= first.under_timeshare + first.over_timeshare <= 100 + 1e-9
+
+
+def spec_metrics_from_timeline(run):
+    """The SPEC metrics integrated from the recorded step function: an independent check of the model's sums."""
+    t, d, s = run.timeline[:, 0], run.timeline[:, 1], run.timeline[:, 2]
+    dt, d0, s0, span = np.diff(t), d[:-1], s[:-1], run.end - run.start
+    grid = np.arange(run.start, run.end, run.settings.resize_period)
+    at = np.searchsorted(t, grid, side="right") - 1
+    moved_differently = np.sign(np.diff(d[at])) != np.sign(np.diff(s[at]))
+    return (100 * np.sum(np.maximum(d0 - s0, 0) / np.maximum(d0, 1) * dt) / span,
+            100 * np.sum(np.maximum(s0 - d0, 0) / np.maximum(d0, 1) * dt) / span,
+            100 * np.sum(dt[d0 > s0]) / span, 100 * np.sum(dt[s0 > d0]) / span,
+            100 * np.mean(moved_differently) if len(grid) >= 3 else 0.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(traces, knobs, knobs, st.floats(0, 9000))
+def test_spec_metrics_kept_while_running_match_the_recorded_timeline(trace, knob, later, switch_at):
+    run = replay(trace, knob, timeline=True, changes=[(switch_at, later)])
+    s = score(run)
+    assert (s.under_accuracy, s.over_accuracy, s.under_timeshare, s.over_timeshare, s.instability) == \
+        pytest.approx(spec_metrics_from_timeline(run), abs=1e-9)

@@ -61,10 +61,11 @@ def load_trace(path: str | None, pool: str | None, db: str, url: str | None):
 
 def compare(trace: Trace, candidates: dict[str, ElasticSettings], *, start=None, end=None,
             startup_delay: float = 60.0, slo: float = 300.0, cores_per_slot: int | None = None,
-            progress: bool = False) -> tuple[pd.DataFrame, dict[str, Replay]]:
+            progress: bool = False, timelines: bool = False) -> tuple[pd.DataFrame, dict[str, Replay]]:
     runs, rows = {}, []
     for label, settings in tqdm(candidates.items(), disable=not progress, desc="back-testing", unit="run"):
-        runs[label] = run = replay(trace, settings, startup_delay=startup_delay, start=start, end=end)
+        runs[label] = run = replay(trace, settings, startup_delay=startup_delay, start=start, end=end,
+                                   timeline=timelines)
         rows.append({"candidate": label, **score(run, slo_seconds=slo, cores_per_slot=cores_per_slot).as_dict()})
     table = pd.DataFrame(rows).set_index("candidate")
     return (table if cores_per_slot else table.drop(columns=["core_hours"])), runs
@@ -123,7 +124,7 @@ def run_backtest(*, trace_path, pool, db, url, settings_texts, policies, startup
         if policies else ({}, [])
     candidates.update(proposed)
     table, runs = compare(trace, candidates, start=start, end=end, startup_delay=startup_delay, slo=slo,
-                          cores_per_slot=cores_per_slot, progress=len(candidates) > 4)
+                          cores_per_slot=cores_per_slot, progress=len(candidates) > 4, timelines=bool(plot_path))
     if plot_path:
         plot(runs, plot_path)
     header = (f"{source}: {len(trace.arrivals)} tasks, {trace.instances} instances"
