@@ -17,11 +17,11 @@ Scores (per run):
   over-provisioning timeshare  100/T * time with s > d
   instability                  100 * share of sampling steps where supply and demand move in different
                                directions (sign of change differs), on a grid of `resize_period` seconds
-                               (the first candidate settings') from the window's start.
-The model keeps these integrals as it runs (`policies.model.Meter`), so scoring needs no timeline;
-`replay(..., timeline=True)` also records the step function, for plots.
+                               (of the settings in force at the start) from the window's start.
   Zero demand: accuracies divide by max(d, 1), so every slot kept while nothing runs counts as one
   unit of over-provisioning (not an undefined ratio), and such periods count fully in the timeshares.
+The model keeps these integrals as it runs (`policies.model.Meter`), so scoring needs no timeline;
+`replay(..., timeline=True)` also records the step function, for plots.
 """
 from __future__ import annotations
 
