@@ -1,9 +1,13 @@
 """The elastic pool model: hand-computed scenarios with exact numbers, and invariants."""
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import policies
 import policies.model
 
 from policies.model import PoolModel
@@ -66,3 +70,15 @@ def test_invariants_hold_and_replays_are_deterministic(trace, knob):
 def test_the_installed_model_is_compiled():
     # Replays and searches are ~4x faster compiled; setup.py compiles policies/model.py with mypyc.
     assert policies.model.__file__.endswith(".so"), "reinstall with `pip install -e .` to compile the model"
+
+
+@pytest.mark.skipif(not policies.model.__file__.endswith(".so"), reason="the model is not compiled here")
+def test_an_edited_model_runs_from_source_not_from_its_stale_binary(tmp_path):
+    package = Path(policies.__file__).parent
+    shutil.copytree(package, tmp_path / "policies", ignore=shutil.ignore_patterns("__pycache__"))
+    edited = tmp_path / "policies" / "model.py"
+    edited.write_text(edited.read_text() + "\nEDITED = True\n")   # newer than the binary beside it
+    out = subprocess.run([sys.executable, "-c", "import policies.model as m; print(m.EDITED, m.__file__)"],
+                         cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", str(edited)]
+    assert "run `pip install -e .` again" in out.stderr
