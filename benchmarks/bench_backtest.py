@@ -13,8 +13,8 @@
 import argparse
 import importlib.util
 import itertools
-import sys
 import random
+import sys
 import time
 from multiprocessing import Pool
 from pathlib import Path
