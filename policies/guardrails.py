@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from policies.recommendation import Recommendation
+from policies.recommendation import Recommendation, clamp_settings
 from policies.settings import ElasticSettings
 
 NOT_RUNNING = ("Closing", "Closed", "Failure", "PendingDelete", "UnSubmitted")
@@ -45,12 +45,7 @@ def limit_change(current: ElasticSettings, wanted: ElasticSettings, share: float
             return round(value, 3)
         return int(math.floor(value) if value < old else math.ceil(value))
 
-    values = {name: step(name) for name in smallest}
-    values["max_total_slots"] = max(1, values["max_total_slots"])
-    values["min_total_slots"] = min(values["min_total_slots"], values["max_total_slots"])
-    values["resize_factor"] = min(1.0, max(0.05, values["resize_factor"]))
-    values["resize_period"] = max(1, values["resize_period"])
-    return ElasticSettings(**values, is_elastic=True).validated()
+    return clamp_settings(current, **{name: step(name) for name in smallest})
 
 
 def check_commit(rec: Recommendation, *, state: str | None, tags, labels, current: ElasticSettings | None,

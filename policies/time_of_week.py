@@ -22,22 +22,24 @@ class Config:
     margin: float = 1.15
 
 
-def hour_of_week(t: float) -> int:
-    return int(((t + 3 * 86400) % WEEK) // HOUR)   # Unix time 0 was a Thursday; hour 0 is Monday 00:00 UTC
+def hour_of_week(t):
+    """Hour of the week of a Unix time, or of an array of them (0 is Monday 00:00 UTC; Unix time 0 was a Thursday)."""
+    return (t + 3 * 86400) % WEEK // HOUR
 
 
 def time_of_week(demand: Demand, current: ElasticSettings | None, config: Config = Config()) -> Recommendation:
     if (short := too_little(NAME, demand, needed=WEEK)) is not None:
         return short
     grid, need = demand.curve()
-    hours = ((grid + 3 * 86400) % WEEK // HOUR).astype(int)
+    hours = hour_of_week(grid).astype(int)
     profile = [math.ceil(config.margin * np.percentile(need[hours == h], config.percentile)) if np.any(hours == h)
                else 0 for h in range(168)]
-    at = lambda t: clamp_settings(current, max_total_slots=max(1, profile[hour_of_week(t)]))  # noqa: E731
+    at = lambda t: clamp_settings(current, max_total_slots=max(1, profile[int(hour_of_week(t))]))  # noqa: E731
     first_hour = math.ceil(demand.start / HOUR) * HOUR
     schedule = [(t, at(t)) for t in np.arange(first_hour, demand.end, HOUR)]
+    last_hour = int(hour_of_week(demand.end))
     rec = recommend(NAME, demand, current, at(demand.end), "hour_of_week_profile",
-                    f"hour {hour_of_week(demand.end)} of the week needs {profile[hour_of_week(demand.end)]} slots "
+                    f"hour {last_hour} of the week needs {profile[last_hour]} slots "
                     f"(p{config.percentile:.0f} x {config.margin}); the profile ranges {min(profile)}-{max(profile)}",
                     changes=schedule)
     rec.evidence["profile"] = profile

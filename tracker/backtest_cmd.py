@@ -9,14 +9,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from policies.backtest import Replay, baselines, replay, score
-from policies.settings import ElasticSettings, InvalidSettings
+from policies.settings import SDK_DEFAULTS, ElasticSettings, InvalidSettings
 from policies.traces import Trace, TraceError, history_to_trace, read_csv, read_swf
 from tracker.sql import run_query
 
 ALIASES = {"min": "min_total_slots", "max": "max_total_slots", "min_idle": "min_idle_slots",
            "idle_time": "min_idle_time_seconds", "factor": "resize_factor", "period": "resize_period"}
-HISTORY_SETTINGS = ("min_total_slots", "max_total_slots", "min_idle_slots", "min_idle_time_seconds",
-                    "resize_factor", "resize_period")
+KNOBS = tuple(SDK_DEFAULTS)   # our names of the six elastic knobs
 
 
 def parse_settings(text: str) -> ElasticSettings:
@@ -26,9 +25,9 @@ def parse_settings(text: str) -> ElasticSettings:
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, raw = part.partition("=")
         key = ALIASES.get(key.strip(), key.strip())
-        if not sep or key not in HISTORY_SETTINGS:
+        if not sep or key not in KNOBS:
             raise InvalidSettings(f"cannot read {part!r} in --settings; use NAME=VALUE with NAME one of "
-                                  f"{', '.join(HISTORY_SETTINGS)} (or {', '.join(ALIASES)})")
+                                  f"{', '.join(KNOBS)} (or {', '.join(ALIASES)})")
         try:
             values[key] = float(raw) if key == "resize_factor" else int(raw)
         except ValueError:
@@ -55,7 +54,7 @@ def load_trace(path: str | None, pool: str | None, db: str, url: str | None):
     last = frame.iloc[-1]
     current = None
     if not pd.isna(last["max_total_slots"]):
-        current = ElasticSettings(**{k: (float if k == "resize_factor" else int)(last[k]) for k in HISTORY_SETTINGS})
+        current = ElasticSettings(**{k: (float if k == "resize_factor" else int)(last[k]) for k in KNOBS})
     return trace, start, end, current, f"pool {pool}"
 
 
