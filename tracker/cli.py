@@ -90,7 +90,7 @@ def run(config_path, db, interval, port, log_format):
     try:
         Daemon(config, token).run_until_signalled()
     except (StoreError, ApiError, OSError) as exc:
-        fail(str(exc).replace(token, "<redacted>") if token else str(exc))
+        fail(logs.Redact(token).scrub(str(exc)))
     exit_now(0)
 
 
