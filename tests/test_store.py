@@ -67,6 +67,14 @@ def test_export_is_hive_partitioned_by_date(store, tmp_path):
     assert {f.parent.name for f in files if f.parent.parent.name == "events"} == {"date=2026-01-01", "date=2026-01-02"}
 
 
+def test_history_since_keeps_the_changes_from_then_on(store):
+    for day, state in enumerate(["Submitted", "FullyExecuting", "Closing"]):
+        write(store, [PoolSnapshot("a", "n", state)], T0 + timedelta(days=day))
+    full, recent = store.history("a"), store.history("a", since=T0 + timedelta(days=1))
+    assert len(full) == 3 and "pool_uuid" not in recent.columns
+    assert recent.equals(full.iloc[1:].reset_index(drop=True))
+
+
 states = st.sampled_from(["Submitted", "FullyExecuting", "Closing", "Closed"])
 
 

@@ -134,20 +134,13 @@ class Store:
 
     def last_observed(self) -> datetime | None:
         """When the last successful poll observed the pools: "now", as far as the history knows."""
-        cursor = self._con.cursor()
-        try:
+        with self._con.cursor() as cursor:   # its own cursor: safe beside the writing poller
             return _utc_aware(cursor.execute("SELECT max(finished_at) FROM polls WHERE outcome = 'ok'").fetchone()[0])
-        finally:
-            cursor.close()
 
     def last_event_time(self, pool_uuid: str, event_type: str) -> datetime | None:
-        cursor = self._con.cursor()
-        try:
-            value = cursor.execute("SELECT max(recorded_at) FROM events WHERE pool_uuid = ? AND type = ?",
-                                   [pool_uuid, event_type]).fetchone()[0]
-        finally:
-            cursor.close()
-        return _utc_aware(value)
+        with self._con.cursor() as cursor:
+            return _utc_aware(cursor.execute("SELECT max(recorded_at) FROM events WHERE pool_uuid = ? AND type = ?",
+                                             [pool_uuid, event_type]).fetchone()[0])
 
     def _fold(self, event: Event) -> None:
         if event.pool_uuid is None:
@@ -188,29 +181,21 @@ class Store:
         if kind not in ALLOWED_STATEMENTS:
             raise QueryRefused(f"{kind} statements are refused: this path is read-only (SELECT and EXPLAIN only)")
         try:
-            cursor = self._con.cursor()
-            try:
+            with self._con.cursor() as cursor:
                 return cursor.execute(sql).fetch_df().head(limit)
-            finally:
-                cursor.close()
         except duckdb.Error as exc:
             raise QueryRefused(f"SQL error: {_first_line(exc)}") from None
 
     def history(self, pool_uuid: str, since: datetime | None = None) -> pd.DataFrame:
         """A pool's step-function history, one row per change, for policies and back-testing."""
-        cursor = self._con.cursor()
-        frame = cursor.execute("SELECT * FROM pool_history WHERE pool_uuid = ? ORDER BY \"at\"", [pool_uuid]).fetch_df()
-        cursor.close()
-        if since is not None:
-            frame = frame[frame["at"] >= pd.Timestamp(_utc_naive(since))]
-        return frame.drop(columns=["pool_uuid"]).reset_index(drop=True)
+        with self._con.cursor() as cursor:   # the window is cut in SQL: a year of history is not loaded for a week
+            return cursor.execute('SELECT * EXCLUDE (pool_uuid) FROM pool_history WHERE pool_uuid = ? '
+                                  'AND "at" >= coalesce(?::TIMESTAMP, "at") ORDER BY "at"',
+                                  [pool_uuid, _utc_naive(since)]).fetch_df()
 
     def polls(self) -> pd.DataFrame:
-        cursor = self._con.cursor()
-        try:
+        with self._con.cursor() as cursor:
             return cursor.execute("SELECT * FROM polls ORDER BY poll_id").fetch_df()
-        finally:
-            cursor.close()
 
     def export_parquet(self, directory: str | Path) -> list[Path]:
         """Events and polls as Parquet, Hive-partitioned by date, for engines on other machines."""
