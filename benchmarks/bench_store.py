@@ -70,7 +70,7 @@ def main():
             ("one pool's intervals", "SELECT * FROM state_intervals WHERE pool_uuid = 'pool-42'"),
         ]:
             start = time.perf_counter()
-            rows = len(store.read_only_query(sql, limit=10**9))
+            rows = len(store.frame(sql, limit=10**9))
             print(f"{label:24s} {time.perf_counter() - start:7.3f} s  ({rows} rows)")
         store.close()
 

@@ -32,7 +32,7 @@ def history(tmp_path_factory):
 
 
 def cli(*args):
-    env = {**os.environ, "QARNOT_CLIENT_TOKEN": "t", "QARNOT_CLUSTER_URL": "http://127.0.0.1:9"}
+    env = {**os.environ, "QARNOT_CLIENT_TOKEN": "test-token-1", "QARNOT_CLUSTER_URL": "http://127.0.0.1:9"}
     return subprocess.run([sys.executable, "-m", "tracker", *args], capture_output=True, text=True, timeout=300,
                           env=env)
 
@@ -54,7 +54,7 @@ def test_apply_dry_run_shows_what_would_be_sent_and_sends_nothing(history):
     assert out.returncode == 0, out.stderr
     decision = json.loads(out.stdout)
     assert decision["dry_run"] and decision["allowed"] and decision["would_send"]["elasticProperty"]["isElastic"]
-    assert Store(path, read_only=True).read_only_query(
+    assert Store(path, read_only=True).frame(
         "SELECT count(*) AS n FROM events WHERE type LIKE 'commit_%'").n[0] == 0
 
 
@@ -76,17 +76,21 @@ def test_recommend_and_apply_go_through_a_running_daemon(history, tmp_path):
     copy = tmp_path / "held.duckdb"
     shutil.copy(path, copy)
     config, _ = load_config(env={}, overrides={"store.path": str(copy), "http.port": 0, "api.url": "http://127.0.0.1:9"})
-    daemon = Daemon(config, "t")
+    daemon = Daemon(config, "test-token-1")
     daemon.web.start()
     try:
-        out = cli("recommend", "--url", daemon.web.url, "--policy", "target-tracking", "--format", "json")
+        # the daemon wrote its admin token beside its database, where the CLI with the same --db finds it
+        db = ("--db", str(copy))
+        out = cli("recommend", "--url", daemon.web.url, *db, "--policy", "target-tracking", "--format", "json")
         assert out.returncode == 0, out.stderr
         (row,) = json.loads(out.stdout)
         assert row["pool"] == uuid and row["settings"] is not None and row["evidence"]["recommended"]
-        dry = cli("apply", "--pool", uuid, "--dry-run", "--url", daemon.web.url)
+        dry = cli("apply", "--pool", uuid, "--dry-run", "--url", daemon.web.url, *db)
         assert dry.returncode == 0 and json.loads(dry.stdout)["dry_run"] is True, dry.stderr
-        missing = cli("apply", "--pool", "nope", "--url", daemon.web.url)
+        missing = cli("apply", "--pool", "nope", "--url", daemon.web.url, *db)
         assert missing.returncode == 2 and "not in the history" in missing.stderr
+        tokenless = cli("apply", "--pool", uuid, "--url", daemon.web.url, "--db", str(tmp_path / "other.duckdb"))
+        assert tokenless.returncode == 2 and "refused the admin token" in tokenless.stderr
     finally:
         daemon.web.stop()
         daemon.store.close()

@@ -44,7 +44,7 @@ def test_committed_recommendation_cuts_slot_hours_without_hurting_waits(tmp_path
 
         run_for(12)                                   # history for the policies
         daemon.advise()
-        events = daemon.store.read_only_query(
+        events = daemon.store.frame(
             "SELECT pool_uuid, type, payload->>'$.code' AS code FROM events WHERE type LIKE 'commit_%'")
         decisions = {(r.pool_uuid, r.type, r.code) for r in events.itertuples()}
         assert (opted.uuid, "commit_applied", "ok") in decisions or (opted.uuid, "commit_applied", "limited") in decisions

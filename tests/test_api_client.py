@@ -1,10 +1,12 @@
 """The tracker's own client: the SDK's scenarios against the emulator, every fault mode, and edge cases."""
+import json
+
 import httpx
 import pytest
 
 from policies.settings import ElasticSettings
 from tracker.api import (ApiError, ApiUnavailable, AuthError, MalformedResponse, PoolNotFound, QarnotClient,
-                         RetryPolicy)
+                         RetryPolicy, Unreadable)
 from tracker.emulator import Faults
 
 FAST = RetryPolicy(max_attempts=8, base_delay=0.001, max_delay=0.01, give_up_after_seconds=10)
@@ -124,16 +126,38 @@ def test_client_errors_are_not_retried(status, error):
     assert len(script.seen) == 1
 
 
-@pytest.mark.parametrize("body,match", [
-    (b'{"items": []}', "no 'data' list"),
-    (b'{"data": [{"state": "Submitted"}]}', "no 'uuid'"),
-    (b'{"data": [{"uuid": "a", "state": "Submitted", "runningCoreCount": "many"}]}', "runningCoreCount"),
-    (b'[1, 2]', "no 'data' list"),
-])
-def test_unexpected_shapes_are_malformed_and_name_the_field(body, match):
+@pytest.mark.parametrize("body", [b'{"items": []}', b'[1, 2]'])
+def test_a_page_of_the_wrong_shape_is_malformed(body):
     api, _, _ = scripted((200, {}, body))
-    with pytest.raises(MalformedResponse, match=match):
+    with pytest.raises(MalformedResponse, match="no 'data' list"):
         api.list_pools()
+
+
+@pytest.mark.parametrize("doc,uuid,match", [
+    ({"state": "Submitted"}, None, "no 'uuid'"),
+    ({"uuid": "a", "state": "Submitted", "runningCoreCount": "many"}, "a", "runningCoreCount"),
+    ({"uuid": "b", "state": "Submitted", "queuedOrRunningTaskInstancesCount": 10**30}, "b", "queuedOrRunning"),
+])
+def test_an_unreadable_pool_is_quarantined_beside_the_readable_ones(doc, uuid, match):
+    good = {"uuid": "ok", "state": "FullyExecuting", "runningCoreCount": 4}
+    api, _, _ = scripted((200, {}, json.dumps({"data": [good, doc]}).encode()))
+    readable, bad = api.list_pools()
+    assert readable.uuid == "ok" and readable.running_core_count == 4
+    assert isinstance(bad, Unreadable) and bad.uuid == uuid and match in bad.reason
+
+
+def test_an_error_that_echoes_the_token_never_carries_it():
+    api, _, _ = scripted((401, {}, b'{"message": "invalid token s3cr3t"}'))
+    with pytest.raises(AuthError) as caught:
+        api.get_pool("x")
+    assert "s3cr3t" not in str(caught.value) and "invalid token <redacted>" in str(caught.value)
+
+
+def test_a_retry_after_longer_than_a_poll_fails_at_once_and_says_how_long():
+    api, script, _ = scripted((503, {"Retry-After": "3600"}, b"{}"))
+    with pytest.raises(ApiUnavailable) as caught:
+        api.list_pools()
+    assert caught.value.retry_after == 3600 and "3600" in str(caught.value) and len(script.seen) == 1
 
 
 def test_a_repeated_page_token_cannot_loop_forever():

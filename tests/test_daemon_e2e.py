@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from tracker.emulator import Emulator, Faults
 
 TOKEN = "e2e-secret-token"
+ADMIN = "e2e-admin-token-0123456789"
 
 
 class SteppingClock:
@@ -47,7 +49,7 @@ def free_port():
 class DaemonProcess:
     def __init__(self, emu, db, port, **extra_env):
         self.port, self.url = port, f"http://127.0.0.1:{port}"
-        env = {**os.environ, "QARNOT_CLUSTER_URL": emu.url, "QARNOT_CLIENT_TOKEN": TOKEN,
+        env = {**os.environ, "QARNOT_CLUSTER_URL": emu.url, "QARNOT_CLIENT_TOKEN": TOKEN, "POOL_TRACKER_ADMIN_TOKEN": ADMIN,
                "POOL_TRACKER_API_CLOCK": "server", "POOL_TRACKER_POLL_JITTER_SECONDS": "0",
                "POOL_TRACKER_POLL_FAILURE_BACKOFF_MAX_SECONDS": "1",
                "POOL_TRACKER_HTTP_HEALTH_MAX_FAILURE_SECONDS": "2", **extra_env}
@@ -62,7 +64,8 @@ class DaemonProcess:
             return None
 
     def sql(self, query):
-        answer = httpx.post(f"{self.url}/sql", json={"query": query}, timeout=10).json()
+        answer = httpx.post(f"{self.url}/sql", json={"query": query}, timeout=10,
+                            headers={"Authorization": f"Bearer {ADMIN}"}).json()
         return answer["rows"]
 
     def polls(self, outcome="ok"):
@@ -116,7 +119,8 @@ def test_polls_serves_health_and_sql_and_stops_on_sigterm(emu, tmp_path):
     daemon = DaemonProcess(emu, tmp_path / "t.duckdb", free_port())
     daemon.wait_for(lambda: daemon.polls() >= 3, "three successful polls")
     assert daemon.health().json()["healthy"] is True
-    refused = httpx.post(f"{daemon.url}/sql", json={"query": "DROP TABLE events"})
+    refused = httpx.post(f"{daemon.url}/sql", json={"query": "DROP TABLE events"},
+                         headers={"Authorization": f"Bearer {ADMIN}"})
     assert refused.status_code == 400 and "read-only" in refused.json()["error"]
     assert_matches_emulator(daemon, emu)
     code, seconds = daemon.terminate()
@@ -234,10 +238,12 @@ def test_demo_starts_everything_says_where_and_stops_on_ctrl_c(tmp_path):
         while banner[-1] not in ("Ctrl-C stops.\n", ""):
             banner.append(demo.stdout.readline())
         health_url = next(line.split()[1] for line in banner if line.strip().startswith("health"))
+        token_file = next(line.split()[2] for line in banner if line.strip().startswith("admin token"))
+        admin = {"Authorization": f"Bearer {Path(token_file).read_text().strip()}"}
         assert "127.0.0.1:0" not in health_url
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            rows = httpx.post(health_url.replace("/healthz", "/sql"), timeout=5,
+            rows = httpx.post(health_url.replace("/healthz", "/sql"), timeout=5, headers=admin,
                               json={"query": "SELECT count(*) FROM pool_current"}).json()["rows"]
             if rows[0][0] == 8:
                 break

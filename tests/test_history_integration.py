@@ -59,7 +59,7 @@ def test_recorded_transitions_match_ground_truth(tracked):
     emu, path, start, end, _, _ = tracked
     store = Store(path, read_only=True)
     recorded = {(r.pool_uuid, r.state, round(r.start.replace(tzinfo=timezone.utc).timestamp()))
-                for r in store.read_only_query("SELECT * FROM state_intervals").itertuples()}
+                for r in store.frame("SELECT * FROM state_intervals").itertuples()}
     expected = [(pool, state, int(at)) for pool, state, at, seconds in truth_intervals(emu.cluster.ground_truth, end)
                 if seconds > POLL_EVERY and at >= start]
     assert len(expected) > 50
@@ -75,7 +75,7 @@ def test_core_seconds_per_pool_per_hour_within_one_percent(tracked):
         if t.kind == "ready":
             ready_changes[t.pool].append((t.at, t.new))
     store = Store(path, read_only=True)
-    hourly = store.read_only_query("SELECT * FROM core_seconds_hourly")
+    hourly = store.frame("SELECT * FROM core_seconds_hourly")
     checked = 0
     for row in hourly.itertuples():
         h0 = row.hour.replace(tzinfo=timezone.utc).timestamp()
@@ -102,10 +102,10 @@ def test_restart_rebuilds_the_same_views_and_writes_nothing_for_unchanged_pools(
     emu, path, start, end, live_views, api = tracked
     store = Store(path)
     assert store.views == live_views
-    before = store.read_only_query("SELECT count(*) AS n FROM events").n[0]
+    before = store.frame("SELECT count(*) AS n FROM events").n[0]
     result = poll_once(api, store, clock=server_clock(api))   # the emulator's clock has not moved
     assert result.ok and result.events_written == 0
-    assert store.read_only_query("SELECT count(*) AS n FROM events").n[0] == before
+    assert store.frame("SELECT count(*) AS n FROM events").n[0] == before
     store.close()
 
 
@@ -113,7 +113,7 @@ def test_unchanged_pools_cost_no_rows_but_every_poll_is_covered(tracked):
     _, path, start, end, _, _ = tracked
     store = Store(path, read_only=True)
     polls = store.polls()
-    events = store.read_only_query("SELECT count(*) AS n FROM events").n[0]
+    events = store.frame("SELECT count(*) AS n FROM events").n[0]
     assert len(polls) >= HOURS * 3600 / POLL_EVERY
     assert events < 20 * len(polls) / 2   # far fewer than one row per pool per poll
     store.close()
@@ -141,11 +141,11 @@ def test_kill_9_during_polls_leaves_a_consistent_database(tmp_path):
             proc.kill()
             proc.wait()
     store = Store(path)
-    check = store.read_only_query("""
+    check = store.frame("""
         SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi, count(DISTINCT seq) AS distinct_seq FROM events""")
     n, lo, hi, distinct = check.iloc[0]
     assert n > 0 and (lo, hi, distinct) == (1, n, n), "sequence has gaps or duplicates"
-    per_poll = store.read_only_query("""
+    per_poll = store.frame("""
         SELECT p.poll_id, p.events_written, count(e.seq) AS stored
         FROM polls p LEFT JOIN events e USING (poll_id) GROUP BY ALL HAVING p.events_written <> count(e.seq)""")
     assert per_poll.empty, "a poll was half written"

@@ -74,18 +74,25 @@ def prometheus(tmp_path_factory):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if query(url, 'count(rate(pool_tracker_polls_total[30s]) > 0)'):
-                    break
+            deadline = time.monotonic() + 90
+            while not ready(url):                 # 503 while it loads its TSDB: queries would fail then
+                assert time.monotonic() < deadline and proc.poll() is None, "Prometheus never became ready"
+                time.sleep(0.2)
+            while not query(url, 'count(rate(pool_tracker_polls_total[30s]) > 0)'):
+                assert time.monotonic() < deadline, "Prometheus never scraped two samples from the daemon"
                 time.sleep(0.5)
-            else:
-                pytest.fail("Prometheus never scraped two samples from the daemon")
             yield url, daemon
         finally:
             proc.terminate()
             proc.wait(timeout=20)
             daemon.stop()
+
+
+def ready(url):
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def query(url, expr):

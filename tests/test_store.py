@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from tracker.derive import derive_poll
 from tracker.snapshot import PoolSnapshot
+from tracker.sql import export
 from tracker.store import QueryRefused, Store, StoreError
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -31,12 +32,12 @@ def write(store, snaps, at):
                                  "SELECT 1; SELECT 2", "CREATE TABLE x AS SELECT 1", "SET threads = 1"])
 def test_writes_and_side_doors_are_refused(store, sql):
     with pytest.raises(QueryRefused):
-        store.read_only_query(sql)
+        store.frame(sql)
 
 
 def test_bad_sql_names_the_error(store):
     with pytest.raises(QueryRefused, match="SQL error"):
-        store.read_only_query("SELECT nonsense FROM nowhere")
+        store.frame("SELECT nonsense FROM nowhere")
 
 
 def test_garbage_file_gives_a_one_line_error(tmp_path):
@@ -63,7 +64,9 @@ def test_another_process_is_told_to_use_sql_while_the_file_is_held(store):
 def test_export_is_hive_partitioned_by_date(store, tmp_path):
     write(store, [PoolSnapshot("a", "n", "Submitted")], T0)
     write(store, [PoolSnapshot("a", "n", "FullyExecuting")], T0 + timedelta(days=1))
-    files = store.export_parquet(tmp_path / "out")
+    store.close()                                    # `export` reads the file once the daemon has let go
+    export(str(store.path), str(tmp_path / "out"))
+    files = list((tmp_path / "out").rglob("*.parquet"))
     assert {f.parent.name for f in files if f.parent.parent.name == "events"} == {"date=2026-01-01", "date=2026-01-02"}
 
 
@@ -90,6 +93,6 @@ def test_replaying_the_log_rebuilds_the_live_projection(tmp_path_factory, polls)
     live = dict(store.views)
     store.close()
     reopened = Store(path)
-    seqs = reopened.read_only_query("SELECT seq FROM events ORDER BY seq").seq.tolist()
+    seqs = reopened.frame("SELECT seq FROM events ORDER BY seq").seq.tolist()
     assert reopened.views == live and seqs == list(range(1, len(seqs) + 1))
     reopened.close()

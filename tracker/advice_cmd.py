@@ -11,26 +11,26 @@ from tracker.advisor import Advisor, apply, report
 from tracker.api import QarnotClient
 from tracker.config import Config
 from tracker.poll import utc_now
+from tracker.sql import admin_headers, daemon_answer
 from tracker.store import Store
 
 
-def _ask_daemon(url: str | None, method: str, path: str, **kwargs):
+def _ask_daemon(url: str | None, admin_token: str, method: str, path: str, **kwargs):
     """The daemon's answer, or None when no daemon listens there."""
     if not url:
         return None
     try:
-        answer = httpx.request(method, f"{url.rstrip('/')}{path}", timeout=600, **kwargs)
+        answer = httpx.request(method, f"{url.rstrip('/')}{path}", timeout=600, headers=admin_headers(admin_token),
+                               **kwargs)
     except httpx.TransportError:
         return None
-    body = answer.json()
-    if answer.status_code != 200:
-        raise LookupError(body.get("error", f"HTTP {answer.status_code}"))
-    return body
+    return daemon_answer(answer, url)
 
 
-def recommendations(config: Config, url: str | None, pool: str | None, policy: str | None) -> list[dict]:
+def recommendations(config: Config, url: str | None, pool: str | None, policy: str | None,
+                    admin_token: str = "") -> list[dict]:
     params = {k: v for k, v in (("pool", pool), ("policy", policy)) if v}
-    rows = _ask_daemon(url, "GET", "/recommendations", params=params)
+    rows = _ask_daemon(url, admin_token, "GET", "/recommendations", params=params)
     if rows is None:
         store = Store(config.store.path, read_only=True, project=True)
         try:
@@ -40,8 +40,8 @@ def recommendations(config: Config, url: str | None, pool: str | None, policy: s
     return rows
 
 
-def apply_to_pool(config: Config, token: str, url: str | None, pool: str, dry_run: bool) -> dict:
-    result = _ask_daemon(url, "POST", "/apply", json={"pool": pool, "dry_run": dry_run})
+def apply_to_pool(config: Config, token: str, url: str | None, pool: str, dry_run: bool, admin_token: str = "") -> dict:
+    result = _ask_daemon(url, admin_token, "POST", "/apply", json={"pool": pool, "dry_run": dry_run})
     if result is None:
         store = Store(config.store.path)
         client = QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds)

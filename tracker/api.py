@@ -25,8 +25,9 @@ import orjson
 import tenacity
 
 from policies.settings import ElasticSettings
+from tracker.logs import REDACTED
 from tracker.parse import BadDocument, parse_pool
-from tracker.snapshot import PoolSnapshot
+from tracker.snapshot import PoolSnapshot, Unreadable
 
 DEFAULT_URL = "https://api.qarnot.com"
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
@@ -40,6 +41,7 @@ SDK_POOL_FIELDS = ("name", "profile", "constants", "forcedConstants", "constrain
 
 class ApiError(Exception):
     reason = "api_error"
+    retry_after: float | None = None    # seconds the API asked us to wait (Retry-After), when it did
 
 
 class AuthError(ApiError):
@@ -94,6 +96,8 @@ class QarnotClient:
                                   timeout=timeout, transport=transport)
         self._retry, self._on_retry, self._sleep = retry, on_retry, sleep
         self.page_size = page_size
+        self.listing_deadline = 10 * timeout    # a whole listing, however many pages
+        self._secret = token
         self.server_time: datetime | None = None  # the API's clock, from its last answer
 
     @classmethod
@@ -106,10 +110,15 @@ class QarnotClient:
         return cls(**kwargs)
 
     # -- reads ----------------------------------------------------------------------------------
-    def list_pools(self, tags: Sequence[str] = ()) -> list[PoolSnapshot]:
-        """Every pool, following `nextToken` while `isTruncated` (the SDK's `all_pools`)."""
+    def list_pools(self, tags: Sequence[str] = ()) -> list[PoolSnapshot | Unreadable]:
+        """Every pool, following `nextToken` while `isTruncated` (the SDK's `all_pools`). A document the
+        tracker cannot read comes back as `Unreadable` in its place: one bad pool never hides the others."""
         pools, token, seen_tokens = [], None, set()
+        deadline = time.monotonic() + self.listing_deadline
         while True:
+            if time.monotonic() > deadline:
+                raise ApiUnavailable(f"listing pools took over {self.listing_deadline:g} s ({len(seen_tokens) + 1} "
+                                     "pages): the API keeps paging; check the service, or raise api.timeout_seconds")
             body = {"filter": _tags_filter(tags), "token": token, "maximumResults": self.page_size}
             page = self._json("POST", "/pools/paginate", json=body)
             data = page.get("data") if isinstance(page, dict) else None
@@ -130,7 +139,10 @@ class QarnotClient:
         return doc
 
     def get_pool(self, uuid: str) -> PoolSnapshot:
-        return _parse(self.get_pool_document(uuid))
+        try:
+            return parse_pool(self.get_pool_document(uuid))
+        except BadDocument as exc:
+            raise MalformedResponse(f"unreadable pool document: {exc}") from None
 
     # -- the one write --------------------------------------------------------------------------
     def commit_elastic(self, uuid: str, settings: ElasticSettings) -> PoolSnapshot:
@@ -187,9 +199,15 @@ class QarnotClient:
         status = response.status_code
         if status < 400:
             return response
-        message = _error_message(response)
+        message = _error_message(response).replace(self._secret, REDACTED)   # some servers echo what they got
         if status in TRANSIENT_STATUSES:
-            raise _Transient(str(status), f"HTTP {status} {message}", _retry_after(response))
+            wait = _retry_after(response)
+            if wait is not None and wait > self._retry.max_delay:   # too long to wait inside one poll
+                error = ApiUnavailable(f"{method} {path}: HTTP {status}, the API asks to retry in {wait:.0f} s "
+                                       "(Retry-After); polls resume after that")
+                error.retry_after = wait
+                raise error
+            raise _Transient(str(status), f"HTTP {status} {message}", wait)
         if status in (401, 403):
             raise AuthError(f"HTTP {status}: the API refused the token ({message}); "
                             "set a valid QARNOT_CLIENT_TOKEN")
@@ -198,11 +216,12 @@ class QarnotClient:
         raise ApiError(f"{method} {path}: HTTP {status} {message}")
 
 
-def _parse(doc: object) -> PoolSnapshot:
+def _parse(doc: object) -> PoolSnapshot | Unreadable:
     try:
         return parse_pool(doc)
     except BadDocument as exc:
-        raise MalformedResponse(f"unreadable pool document: {exc}") from None
+        uuid = doc.get("uuid") if isinstance(doc, dict) else None
+        return Unreadable(uuid if isinstance(uuid, str) and 0 < len(uuid) <= 200 else None, str(exc)[:500])
 
 
 def _tags_filter(tags: Sequence[str]) -> dict | None:

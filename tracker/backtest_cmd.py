@@ -11,7 +11,9 @@ from tqdm import tqdm
 from policies.backtest import Replay, baselines, replay, score
 from policies.settings import SDK_DEFAULTS, ElasticSettings, InvalidSettings
 from policies.traces import Trace, TraceError, history_to_trace, read_csv, read_swf
-from tracker.sql import run_query
+from tracker.sql import as_frame, run_query
+
+HISTORY_ROWS = 10_000_000    # a pool's whole history; a daemon caps it at its sql.max_rows
 
 ALIASES = {"min": "min_total_slots", "max": "max_total_slots", "min_idle": "min_idle_slots",
            "idle_time": "min_idle_time_seconds", "factor": "resize_factor", "period": "resize_period"}
@@ -35,7 +37,7 @@ def parse_settings(text: str) -> ElasticSettings:
     return ElasticSettings(**values).validated()
 
 
-def load_trace(path: str | None, pool: str | None, db: str, url: str | None):
+def load_trace(path: str | None, pool: str | None, db: str, url: str | None, admin_token: str = ""):
     """-> (trace, start, end, the pool's current settings or None, source description)."""
     if path:
         try:
@@ -44,8 +46,12 @@ def load_trace(path: str | None, pool: str | None, db: str, url: str | None):
             raise TraceError(f"cannot read {path}: {exc.strerror}") from None
         trace = read_swf(text) if path.lower().endswith(".swf") else read_csv(text)
         return trace, None, None, None, path
-    frame = run_query(f"SELECT * FROM pool_history WHERE pool_uuid = '{pool.replace(chr(39), '')}' ORDER BY \"at\"",
-                      url=url, db=db)
+    result = run_query(f"SELECT * FROM pool_history WHERE pool_uuid = '{pool.replace(chr(39), '')}' ORDER BY \"at\"",
+                       url=url, db=db, admin_token=admin_token, limit=HISTORY_ROWS)
+    if result.truncated:
+        raise TraceError(f"pool {pool} has more than {result.limit} history rows, the most the daemon serves "
+                         "(sql.max_rows): raise it, or stop the daemon and back-test from the file with --url ''")
+    frame = as_frame(result)
     if frame.empty:
         raise TraceError(f"no history for pool {pool} in {db}; check the uuid with "
                          "`pool-tracker sql \"SELECT pool_uuid, name FROM pool_current\"`")
@@ -112,9 +118,9 @@ def policy_candidates(names: list[str], trace: Trace, start, end, current, start
     return settings, reasons
 
 
-def run_backtest(*, trace_path, pool, db, url, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt,
+def run_backtest(*, trace_path, pool, db, url, admin_token="", settings_texts, policies, startup_delay, slo, cores_per_slot, fmt,
                  plot_path) -> str:
-    trace, start, end, current, source = load_trace(trace_path, pool, db, url)
+    trace, start, end, current, source = load_trace(trace_path, pool, db, url, admin_token)
     if not trace.arrivals:
         raise TraceError(f"{source} has no task arrivals to replay")
     candidates = baselines(trace, current)

@@ -25,6 +25,16 @@ def load(config_path, **overrides):
         fail(str(exc))
 
 
+def admin_token_for(config) -> str:
+    """The daemon's admin token as this config finds it (env, http.admin_token_file, or beside the db)."""
+    from tracker.config import ConfigError, admin_token
+
+    try:
+        return admin_token(config)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
 def config_option(fn):
     return click.option("--config", "config_path", type=click.Path(dir_okay=False),
                         help="TOML config file (see config/pool-tracker.toml).")(fn)
@@ -81,6 +91,7 @@ def run(config_path, db, interval, port, log_format):
     """
     from tracker import logs
     from tracker.api import ApiError
+    from tracker.config import ConfigError
     from tracker.daemon import Daemon, exit_now
     from tracker.store import StoreError
 
@@ -88,9 +99,12 @@ def run(config_path, db, interval, port, log_format):
                                           "log.format": log_format})
     logs.setup(config.log.format, config.log.level, token)
     try:
-        Daemon(config, token).run_until_signalled()
-    except (StoreError, ApiError, OSError) as exc:
+        fatal = Daemon(config, token).run_until_signalled()
+    except (StoreError, ApiError, OSError, ConfigError) as exc:
         fail(logs.Redact(token).scrub(str(exc)))
+    if fatal:
+        click.echo(f"pool-tracker: {logs.Redact(token).scrub(fatal)}", err=True)
+        exit_now(2)
     exit_now(0)
 
 
@@ -105,6 +119,7 @@ def run(config_path, db, interval, port, log_format):
 def demo(config_path, pools, speed, seed, db, interval, port):
     """Emulated Qarnot cluster + the daemon tracking it, in one process. Ctrl-C stops."""
     from tracker import logs
+    from tracker.config import ConfigError
     from tracker.demo import run_demo
     from tracker.store import StoreError
 
@@ -112,7 +127,7 @@ def demo(config_path, pools, speed, seed, db, interval, port):
     logs.setup(config.log.format, config.log.level, "demo-token")
     try:
         run_demo(config, pools, speed, seed)
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, ConfigError) as exc:
         fail(str(exc))
 
 
@@ -133,19 +148,32 @@ def config_show(config_path):
 
 @main.command()
 @click.argument("query")
-@click.option("--db", default="pool-tracker.duckdb", show_default=True, help="DuckDB file, when no daemon runs.")
+@config_option
+@click.option("--db", help="DuckDB file, when no daemon runs [store.path].")
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sql(query, db, url, fmt):
+@click.option("--limit", type=click.IntRange(min=1), help="Most rows to return [sql.default_rows]; a daemon caps it "
+              "at its sql.max_rows. A cut result says so on stderr.")
+def sql(query, config_path, db, url, fmt, limit):
     """Run one read-only SQL query over the history (views: pool_current, state_intervals, slot_timeline,
-    core_timeline, core_seconds_hourly, observation_gaps, pool_history; tables: events, polls)."""
-    from tracker.sql import render, run_query
+    core_timeline, core_seconds_hourly, observation_gaps, pool_history; tables: events, polls).
+
+    Read-only by construction: no writes, files, network or settings, a time limit (sql.timeout_seconds).
+    Through a daemon it sends the admin token (POOL_TRACKER_ADMIN_TOKEN, http.admin_token_file, or the
+    file the daemon wrote beside its database)."""
+    from tracker.sql import DaemonError, render, run_query
     from tracker.store import QueryRefused, StoreError
 
+    config, _ = load(config_path, **{"store.path": db})
     try:
-        click.echo(render(run_query(query, url=url, db=db), fmt).rstrip("\n"))
-    except (QueryRefused, StoreError) as exc:
+        result = run_query(query, url=url, db=str(config.store.path), admin_token=admin_token_for(config),
+                           limit=limit or config.sql.default_rows, timeout_seconds=config.sql.timeout_seconds)
+        click.echo(render(result, fmt).rstrip("\n"))
+    except (QueryRefused, StoreError, DaemonError) as exc:
         fail(str(exc))
+    if result.truncated:
+        click.echo(f"pool-tracker: warning: result cut at {result.limit} rows; raise --limit, or aggregate in SQL",
+                   err=True)
 
 
 @main.command()
@@ -186,15 +214,17 @@ def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay,
     from policies.settings import InvalidSettings
     from policies.traces import TraceError
     from tracker.backtest_cmd import run_backtest
+    from tracker.sql import DaemonError
     from tracker.store import QueryRefused, StoreError
 
     if bool(trace_path) == bool(pool):
         fail("give exactly one of --trace FILE or --pool UUID")
     try:
-        click.echo(run_backtest(trace_path=trace_path, pool=pool, db=db, url=url, settings_texts=settings_texts,
-                                policies=policies, startup_delay=startup_delay, slo=slo, cores_per_slot=cores_per_slot, fmt=fmt,
-                                plot_path=plot_path))
-    except (TraceError, InvalidSettings, QueryRefused, StoreError) as exc:
+        admin = admin_token_for(load(None, **{"store.path": db})[0]) if pool else ""
+        click.echo(run_backtest(trace_path=trace_path, pool=pool, db=db, url=url, admin_token=admin,
+                                settings_texts=settings_texts, policies=policies, startup_delay=startup_delay, slo=slo,
+                                cores_per_slot=cores_per_slot, fmt=fmt, plot_path=plot_path))
+    except (TraceError, InvalidSettings, QueryRefused, StoreError, DaemonError) as exc:
         fail(str(exc))
 
 
@@ -208,6 +238,7 @@ def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay,
 def recommend(config_path, pool, policy, db, url, fmt):
     """Recommended elastic settings per pool, with the reason and the back-test behind each."""
     from tracker.advice_cmd import recommendations, render_recommendations
+    from tracker.sql import DaemonError
     from tracker.store import StoreError
 
     from policies.registry import POLICIES
@@ -216,8 +247,8 @@ def recommend(config_path, pool, policy, db, url, fmt):
     if policy is not None and policy not in POLICIES:
         fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
     try:
-        click.echo(render_recommendations(recommendations(config, url, pool, policy), fmt))
-    except (LookupError, StoreError) as exc:
+        click.echo(render_recommendations(recommendations(config, url, pool, policy, admin_token_for(config)), fmt))
+    except (LookupError, StoreError, DaemonError) as exc:
         fail(str(exc))
 
 
@@ -233,10 +264,11 @@ def apply_cmd(config_path, pool, dry_run, db, url):
     import json as jsonlib
 
     from tracker.advice_cmd import apply_to_pool
+    from tracker.sql import DaemonError
     from tracker.store import StoreError
 
     config, token = load(config_path, **{"store.path": db})
     try:
-        click.echo(jsonlib.dumps(apply_to_pool(config, token, url, pool, dry_run), indent=1))
-    except (LookupError, StoreError) as exc:
+        click.echo(jsonlib.dumps(apply_to_pool(config, token, url, pool, dry_run, admin_token_for(config)), indent=1))
+    except (LookupError, StoreError, DaemonError) as exc:
         fail(str(exc))

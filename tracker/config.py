@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "POOL_TRACKER_"
+ADMIN_TOKEN_ENV = "POOL_TRACKER_ADMIN_TOKEN"
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 
 class ConfigError(ValueError):
@@ -51,6 +54,21 @@ class Http(_Section):
     host: str = "127.0.0.1"
     port: int = Field(9108, ge=0, le=65535)
     health_max_failure_seconds: float = Field(300.0, ge=1, le=86400)
+    admin_port: int | None = Field(None, ge=0, le=65535)   # admin endpoints on their own listener
+    admin_token_file: Path | None = None
+    allowed_hosts: list[str] = []                 # Host names admin endpoints accept beyond loopback and `host`
+    max_body_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024)
+    request_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    max_connections: int = Field(256, ge=8, le=65536)
+
+
+class Sql(_Section):
+    timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    default_rows: int = Field(10_000, ge=1, le=10_000_000)
+    max_rows: int = Field(100_000, ge=1, le=10_000_000)
+    concurrency: int = Field(2, ge=1, le=64)
+    memory_limit: str = Field("1GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
+    threads: int = Field(2, ge=1, le=256)
 
 
 class Log(_Section):
@@ -94,6 +112,7 @@ class Config(_Section):
     select: Select = Select()
     store: Store = Store()
     http: Http = Http()
+    sql: Sql = Sql()
     log: Log = Log()
     advisor: Advisor = Advisor()
 
@@ -135,7 +154,7 @@ def _from_env(env) -> dict[str, tuple[object, str]]:
         if env.get(name):
             out[key] = (env[name], name)
     for name, value in env.items():
-        if name.startswith(ENV_PREFIX) and "_" in name[len(ENV_PREFIX):]:
+        if name.startswith(ENV_PREFIX) and "_" in name[len(ENV_PREFIX):] and name != ADMIN_TOKEN_ENV:
             section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
             if value[:1] in "[{":
                 try:
@@ -147,9 +166,16 @@ def _from_env(env) -> dict[str, tuple[object, str]]:
     return out
 
 
+MIN_TOKEN_LENGTH = 8   # shorter "tokens" are typos, and redacting them would garble every log line
+
+
 def _token(config: Config, env) -> str:
     if env.get("QARNOT_CLIENT_TOKEN"):
-        return env["QARNOT_CLIENT_TOKEN"].strip()
+        token = env["QARNOT_CLIENT_TOKEN"].strip()
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(f"QARNOT_CLIENT_TOKEN holds {len(token)} character(s): too short for an API token; "
+                              "copy the whole token from your Qarnot account")
+        return token
     if config.api.token_file is not None:
         try:
             token = config.api.token_file.read_text().strip()
@@ -159,8 +185,54 @@ def _token(config: Config, env) -> str:
         if not token or "\n" in token:
             raise ConfigError(f"api.token_file {config.api.token_file} must hold exactly one line, the token "
                               f"(it holds {'nothing' if not token else 'several lines'})")
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(f"api.token_file {config.api.token_file} holds {len(token)} character(s): too short "
+                              "for an API token; copy the whole token from your Qarnot account")
         return token
     return ""
+
+
+def admin_token_path(config: Config) -> Path:
+    """Where the admin token lives: `http.admin_token_file`, else a file beside the database."""
+    return config.http.admin_token_file or Path(f"{config.store.path}.admin-token")
+
+
+def admin_token(config: Config, qarnot_token: str = "", env=None, *, create: bool = False) -> str:
+    """The bearer token of the admin endpoints (/sql, /recommendations, /apply).
+
+    From POOL_TRACKER_ADMIN_TOKEN, else the token file. The daemon (`create=True`) writes a random one
+    there (mode 0600) when neither exists, so the CLI on the same machine and config finds it; clients
+    get "" when there is none. Never the Qarnot token: one leaked secret must not give away the other.
+    """
+    env = os.environ if env is None else env
+    path = admin_token_path(config)
+    if env.get(ADMIN_TOKEN_ENV):
+        token, origin = env[ADMIN_TOKEN_ENV].strip(), ADMIN_TOKEN_ENV
+    elif path.exists() or config.http.admin_token_file is not None:
+        try:
+            token, origin = path.read_text().strip(), f"admin token file {path}"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"admin token file {path}: {getattr(exc, 'strerror', None) or exc}; point "
+                              "http.admin_token_file at a readable file holding only the token") from None
+    elif create:
+        token = secrets.token_urlsafe(32)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(token + "\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot write the admin token to {path} ({exc.strerror}); set "
+                              f"http.admin_token_file or {ADMIN_TOKEN_ENV}") from None
+        return token
+    else:
+        return ""
+    if len(token) < MIN_ADMIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+        raise ConfigError(f"the admin token from {origin} must be one word of at least {MIN_ADMIN_TOKEN_LENGTH} "
+                          "characters; generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    if qarnot_token and secrets.compare_digest(token, qarnot_token):
+        raise ConfigError(f"the admin token from {origin} is the Qarnot API token; use a different secret")
+    return token
 
 
 def token_source(config: Config, env=None) -> str:

@@ -17,19 +17,20 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from tracker.advisor import Advisor
 from tracker.api import QarnotClient, RetryPolicy
-from tracker.config import Config
+from tracker.config import Config, admin_token as load_admin_token
 from tracker.logs import event
 from tracker.metrics import TrackerMetrics
 from tracker.poll import PollResult, poll_once, server_clock, utc_now
-from tracker.store import Store
-from tracker.web import build_web_app
 from tracker.serve import ThreadedServer
+from tracker.store import Store, StoreGone
+from tracker.web import build_web_apps
 
 
 @dataclass
 class Health:
-    """Healthy while polls succeed. Unhealthy once the API has failed for longer than `max_failure`, or
-    when no poll has finished for `stall_after` (a poller stuck on a hung API would otherwise look fine)."""
+    """Healthy while polls succeed. Unhealthy once the API has failed for longer than `max_failure`, when
+    no poll has finished for `stall_after` (a poller stuck on a hung API would otherwise look fine), and at
+    once while the history cannot be written."""
     max_failure: timedelta
     started: datetime
     stall_after: timedelta | None = None
@@ -38,9 +39,11 @@ class Health:
     failing_since: datetime | None = None
     last_reason: str = ""
     consecutive_failures: int = 0
+    store_error: str | None = None     # the history cannot be written: unhealthy at once, data is being lost
 
     def record(self, result: PollResult, at: datetime) -> None:
         self.last_finished = at
+        self.store_error = result.message if result.outcome == "store_failed" else None
         if result.ok:
             self.last_success, self.failing_since, self.consecutive_failures = at, None, 0
         else:
@@ -49,6 +52,8 @@ class Health:
             self.last_reason = f"{result.outcome}: {result.message}"
 
     def status(self, now: datetime) -> tuple[bool, str]:
+        if self.store_error is not None:
+            return False, f"cannot record polls: {self.store_error}"
         if self.failing_since is not None and now - self.failing_since > self.max_failure:
             return False, (f"the API has failed for {(now - self.failing_since).total_seconds():.0f}s "
                            f"({self.consecutive_failures} polls); last: {self.last_reason}")
@@ -81,7 +86,8 @@ logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 class Daemon:
     def __init__(self, config: Config, token: str, *, client: QarnotClient | None = None,
-                 store: Store | None = None, clock: Callable[[], datetime] | None = None) -> None:
+                 store: Store | None = None, clock: Callable[[], datetime] | None = None,
+                 admin_token: str | None = None) -> None:
         self.config = config
         self.metrics = TrackerMetrics(lambda: list(self.store.views.values()), db_size=lambda: self.store.size_bytes(),
                                       recommendations=lambda: self.advisor.latest)
@@ -89,8 +95,15 @@ class Daemon:
         self.client = client or QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds,
                                              page_size=config.api.page_size, on_retry=self.metrics.count_retry,
                                              retry=RetryPolicy(give_up_after_seconds=config.poll.interval_seconds))
-        _check_port_free(config.http.host, config.http.port)   # also before creating a database file
-        self.store = store or Store(config.store.path)
+        for port in (config.http.port, config.http.admin_port):
+            _check_port_free(config.http.host, port)   # also before creating a database file
+        self.store = store or Store(config.store.path, memory_limit=config.sql.memory_limit, threads=config.sql.threads)
+        if self.store.replay_skipped:
+            event(logging.WARNING, f"{self.store.replay_skipped} unreadable event rows skipped while rebuilding "
+                                   "the pools' current views", db=str(self.store.path))
+        self.admin_token = admin_token or load_admin_token(config, token, create=True)
+        self.sql_slots = threading.BoundedSemaphore(config.sql.concurrency)
+        self.fatal: str | None = None      # why the daemon stopped by itself (exit code 2)
         self.advisor = Advisor(self.store, config.advisor, self.client, on_decision=self.metrics.count_commit)
         self._advise_lock = threading.Lock()
         self.clock = clock or (server_clock(self.client) if config.api.clock == "server" else utc_now)
@@ -100,7 +113,11 @@ class Daemon:
         self._backoff_until: datetime | None = None
         self._poll_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
-        self.web = ThreadedServer(build_web_app(self), config.http.host, config.http.port)
+        http = config.http
+        public, admin = build_web_apps(self)
+        limits = dict(header_timeout=http.request_timeout_seconds, limit_concurrency=http.max_connections)
+        self.web = ThreadedServer(public, http.host, http.port, **limits)
+        self.admin_web = None if admin is None else ThreadedServer(admin, http.host, http.admin_port, **limits)
 
     # -- one scheduled run ------------------------------------------------------------------------
     def poll(self) -> PollResult | None:
@@ -113,6 +130,11 @@ class Daemon:
             try:
                 result = poll_once(self.client, self.store, tags=selection.tags, clock=self.clock,
                                    keep=lambda s: all((k, v) in s.labels for k, v in selection.labels.items()))
+            except StoreGone as exc:
+                self.fatal = str(exc)
+                event(logging.ERROR, self.fatal)
+                self.stopping.set()
+                return None
             except Exception as exc:  # noqa: BLE001 - the daemon outlives any one poll
                 if not self.stopping.is_set():
                     event(logging.ERROR, f"poll crashed: {exc}", error=type(exc).__name__)
@@ -126,8 +148,8 @@ class Daemon:
             event(logging.INFO, "poll ok", poll=result.poll_id, pools=result.pools_seen,
                   events=result.events_written, seconds=round(result.duration_seconds, 3))
         else:
-            delay = backoff_seconds(self.health.consecutive_failures, self.config.poll.interval_seconds,
-                                    self.config.poll.failure_backoff_max_seconds)
+            delay = max(backoff_seconds(self.health.consecutive_failures, self.config.poll.interval_seconds,
+                                        self.config.poll.failure_backoff_max_seconds), result.retry_after or 0.0)
             self._backoff_until = utc_now() + timedelta(seconds=delay)
             event(logging.ERROR, f"poll failed: {result.message}", poll=result.poll_id, reason=result.outcome,
                   retry_in_seconds=round(delay))
@@ -152,6 +174,8 @@ class Daemon:
     # -- lifetime ---------------------------------------------------------------------------------
     def start(self) -> None:
         self.web.start()
+        if self.admin_web is not None:
+            self.admin_web.start()
         self.scheduler.add_job(self.poll, "interval", seconds=self.config.poll.interval_seconds,
                                jitter=self.config.poll.jitter_seconds or None, max_instances=1, coalesce=True,
                                next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
@@ -160,15 +184,18 @@ class Daemon:
                                    max_instances=1, coalesce=True, misfire_grace_time=None)
         self.scheduler.start()
         event(logging.INFO, "pool-tracker running", db=str(self.store.path), api=self.config.api.url,
-              http=self.web.url, interval_seconds=self.config.poll.interval_seconds)
+              http=self.web.url, interval_seconds=self.config.poll.interval_seconds,
+              **({"admin": self.admin_web.url} if self.admin_web else {}))
 
-    def run_until_signalled(self, on_started: Callable[[], None] = lambda: None) -> None:
+    def run_until_signalled(self, on_started: Callable[[], None] = lambda: None) -> str | None:
+        """Run until SIGTERM/SIGINT; returns why the daemon stopped by itself, if it did (exit code 2)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
         self.start()
         on_started()
         self.stopping.wait()
         self.stop()
+        return self.fatal
 
     def stop(self, grace_seconds: float = 3.0) -> None:
         """Stop within seconds: a poll or advisor round writing to the database finishes first (the store
@@ -185,12 +212,14 @@ class Daemon:
             for lock in held:
                 lock.release()
         self.web.stop()
+        if self.admin_web is not None:
+            self.admin_web.stop()
         event(logging.INFO, "pool-tracker stopped", **({"abandoned": 2 - len(held)} if len(held) < 2 else {}))
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int | None) -> None:
     """Say which setting to change before uvicorn would log its own multi-line complaint."""
-    if port == 0:
+    if not port:
         return
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

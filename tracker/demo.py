@@ -1,22 +1,41 @@
 """`pool-tracker demo`: an emulated cluster at accelerated speed and the daemon tracking it, in one process."""
 from __future__ import annotations
 
+import time
+
 import click
 
 from tracker.config import Config
 from tracker.daemon import Daemon, exit_now
-from tracker.emulator import Emulator
+from tracker.emulator import Emulator, SimClock
+from tracker.store import Store
 
 
 def run_demo(config: Config, pools: int, speed: float, seed: int) -> None:
     config.api.clock = "server"          # the emulator's time runs `speed` times faster than ours
     config.advisor.schedule_seconds = max(1.0, 3600 / speed)   # an advisor round every simulated hour
-    with Emulator.running(pools=pools, seed=seed, speed=speed, token="demo-token") as emu:
+    # Simulated time ran ahead of ours in an earlier demo on this file: carry on from there, never rewind.
+    clock = SimClock(speed, start=max(time.time(), _history_end(config.store.path)))
+    with Emulator.running(pools=pools, seed=seed, speed=speed, token="demo-token", clock=clock) as emu:
         config.api.url = emu.url
         daemon = Daemon(config, emu.token)
-        daemon.run_until_signalled(on_started=lambda: click.echo(_banner(pools, speed, emu.url, config.store.path,
-                                                                         daemon.web.url)))
+        fatal = daemon.run_until_signalled(on_started=lambda: click.echo(_banner(
+            pools, speed, emu.url, config.store.path, daemon.web.url)))
+    if fatal:
+        click.echo(f"pool-tracker: {fatal}", err=True)
+        exit_now(2)
     exit_now(0)
+
+
+def _history_end(path) -> float:
+    """Unix time of the last record in an existing demo file (0 for a new one)."""
+    if not path.exists():
+        return 0.0
+    store = Store(path, read_only=True, project=False)
+    try:
+        return store.last_recorded.timestamp() if store.last_recorded else 0.0
+    finally:
+        store.close()
 
 
 def _banner(pools: int, speed: float, api: str, db, http: str) -> str:
@@ -26,6 +45,7 @@ def _banner(pools: int, speed: float, api: str, db, http: str) -> str:
   history (DuckDB)     {db}
   metrics (Prometheus) {http}/metrics
   health               {http}/healthz
-  SQL                  pool-tracker sql "SELECT * FROM pool_current" --url {http}
-  recommendations      pool-tracker recommend --url {http}   (after 6 simulated hours of history)
+  SQL                  pool-tracker sql "SELECT * FROM pool_current" --url {http} --db {db}
+  recommendations      pool-tracker recommend --url {http} --db {db}   (after 6 simulated hours of history)
+  admin token          {db}.admin-token  (sent by the commands above; /sql, /recommendations, /apply need it)
 Ctrl-C stops."""

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Iterable, Mapping
 
 from tracker.events import Event, PoolView, meta_payload, settings_payload
+from tracker.snapshot import Unreadable
 from tracker.snapshot import PoolSnapshot
 
 COUNTERS = (  # event type, view field, snapshot field
@@ -28,13 +29,15 @@ def derive(view: PoolView | None, snap: PoolSnapshot, now: datetime) -> list[Eve
 
     out: list[Event] = []
     meta = (snap.name, snap.shortname, snap.profile, snap.tags, snap.labels)
-    if view is None:
+    if view is not None and view.unreadable is not None:
+        out.append(event("pool_readable"))
+    if view is None or view.state is None:      # never seen, or seen only as an unreadable document
         out.append(event("pool_discovered", payload=meta_payload(*meta)))
-        view = PoolView(snap.uuid)
+        view = view or PoolView(snap.uuid)
     elif meta != (view.name, view.shortname, view.profile, view.tags, view.labels):
         out.append(event("pool_updated", payload=meta_payload(*meta)))
 
-    out.extend(_state_events(view, snap, event))
+    out.extend(_state_events(view, snap, now, event))
     for kind, view_field, snap_field in COUNTERS:
         old, new = getattr(view, view_field), getattr(snap, snap_field)
         if old != new:
@@ -50,31 +53,52 @@ def derive(view: PoolView | None, snap: PoolSnapshot, now: datetime) -> list[Eve
     return out
 
 
-def _state_events(view: PoolView, snap: PoolSnapshot, event) -> list[Event]:
-    """State transitions, including one the API's `previousState` reveals between two polls."""
+def _state_events(view: PoolView, snap: PoolSnapshot, now: datetime, event) -> list[Event]:
+    """State transitions, including one the API's `previousState` reveals between two polls. Their times
+    are the API's, kept between the previous transition and now, so no state ever lasts a negative time."""
     since = snap.state_transition_time
     moved = snap.state != view.state or (since is not None and view.state_since is not None
                                          and since > view.state_since)
     if not moved:
         return []
+    since = _within(since, view.state_since, now)
     hidden = snap.previous_state
     if hidden and hidden not in (view.state, snap.state):
-        return [event("state_changed", snap.previous_state_transition_time, state_from=view.state, state_to=hidden),
+        hidden_since = _within(snap.previous_state_transition_time, view.state_since, since or now)
+        return [event("state_changed", hidden_since, state_from=view.state, state_to=hidden),
                 event("state_changed", since, state_from=hidden, state_to=snap.state)]
     return [event("state_changed", since, state_from=view.state, state_to=snap.state)]
+
+
+def _within(at: datetime | None, earliest: datetime | None, latest: datetime) -> datetime | None:
+    if at is None:
+        return None
+    if earliest is not None and at < earliest:
+        return earliest
+    return min(at, latest)
 
 
 def _new_hour(last: datetime | None, now: datetime) -> bool:
     return last is None or (last.date(), last.hour) != (now.date(), now.hour)
 
 
-def derive_poll(views: Mapping[str, PoolView], snapshots: Iterable[PoolSnapshot], now: datetime) -> list[Event]:
-    """Events for a whole successful poll, including pools that vanished since the last one."""
+def derive_poll(views: Mapping[str, PoolView], snapshots: Iterable[PoolSnapshot], now: datetime,
+                unreadable: Iterable[Unreadable] = ()) -> list[Event]:
+    """Events for a whole successful poll, including pools that vanished since the last one. A pool whose
+    document could not be read is still there: it gets `pool_unreadable` (once per reason), never
+    `pool_vanished`, and its last known state stands."""
     out: list[Event] = []
     seen = set()
     for snap in snapshots:
         seen.add(snap.uuid)
         out.extend(derive(views.get(snap.uuid), snap, now))
+    for bad in unreadable:
+        if bad.uuid is None or bad.uuid in seen:
+            continue
+        seen.add(bad.uuid)
+        view = views.get(bad.uuid)
+        if view is None or view.unreadable != bad.reason:
+            out.append(Event("pool_unreadable", bad.uuid, now, now, payload={"reason": bad.reason}))
     for uuid in views.keys() - seen:
         out.append(Event("pool_vanished", uuid, now, now))
     return out

@@ -25,6 +25,8 @@ EVENT_TYPES = (
     "errors_cleared",
     "execution_checkpointed",  # execution_seconds only: first poll of each hour for a busy pool
     "pool_vanished",
+    "pool_unreadable",         # payload: reason; the document failed to parse (once per distinct reason)
+    "pool_readable",           # its document parses again
     # written by the advisor (payload: its decision)
     "recommendation_made", "commit_applied", "commit_refused", "commit_failed",
 )
@@ -63,6 +65,7 @@ class PoolView:
     execution_seconds: float = 0.0
     execution_at: datetime | None = None
     discovered_at: datetime | None = None
+    unreadable: str | None = None    # why its last document could not be read, while that lasts
 
 
 def meta_payload(name, shortname, profile, tags, labels) -> dict:
@@ -108,4 +111,8 @@ def apply(view: PoolView | None, event: Event) -> PoolView | None:
         changes.update(errors=tuple(payload.get("errors") or ()))
     elif kind == "errors_cleared":
         changes.update(errors=())
+    elif kind == "pool_unreadable":
+        changes.update(unreadable=payload.get("reason") or "unreadable")
+    elif kind == "pool_readable":
+        changes.update(unreadable=None)
     return dataclasses.replace(view, **changes) if changes else view

@@ -83,8 +83,9 @@ class PoolCollector(Collector):
                     for name, (kind, text, extra) in FAMILIES.items()}
         recommendations = self.recommendations()
         for view in self.views():
-            for family, labels, value in pool_samples(view, recommendations.get(view.uuid, {})):
-                families[family].add_metric([view.uuid, *labels], value)
+            if view.state is not None:       # None: only ever seen as an unreadable document
+                for family, labels, value in pool_samples(view, recommendations.get(view.uuid, {})):
+                    families[family].add_metric([view.uuid, *labels], value)
         yield from families.values()
 
     def render(self) -> bytes:
@@ -92,12 +93,17 @@ class PoolCollector(Collector):
         chunks: dict[str, list[str]] = {name: [] for name in FAMILIES}
         fresh = {}
         for view in self.views():
+            if view.state is None:           # only ever seen as an unreadable document
+                continue
             recommended = recommendations.get(view.uuid, {})
             cached = self._cache.get(view.uuid)
             if cached and cached[0] is view and cached[1] == recommended:
                 lines = cached[2]
             else:
-                lines = self._format(view, recommended)
+                try:
+                    lines = self._format(view, recommended)
+                except (TypeError, ValueError):   # a value from an old, unvalidated history: skip this pool only
+                    lines = {}
             fresh[view.uuid] = (view, recommended, lines)
             for family, text in lines.items():
                 chunks[family].append(text)
@@ -138,6 +144,10 @@ class TrackerMetrics:
                                "(applied, refused, failed).", ["outcome"], registry=r)
         self.retries = Counter("pool_tracker_api_retries", "API requests retried, by cause (status or error).",
                                ["reason"], registry=r)
+        self.unreadable = Counter("pool_tracker_pool_documents_unreadable", "Pool documents that failed to parse "
+                                  "and were quarantined, summed over polls.", registry=r)
+        Gauge("pool_tracker_pools_quarantined", "Pools whose latest document could not be read.", registry=r
+              ).set_function(lambda: sum(v.unreadable is not None for v in views()))
         Gauge("pool_tracker_database_size_bytes", "Size of the DuckDB file.", registry=r).set_function(db_size)
         Info("pool_tracker_build", "pool-tracker version.", registry=r).info({"version": __version__})
         self.pools = PoolCollector(views, recommendations)
@@ -145,6 +155,7 @@ class TrackerMetrics:
     def observe_poll(self, result, finished_at: float) -> None:
         self.polls.labels(result.outcome).inc()
         self.poll_duration.observe(result.duration_seconds)
+        self.unreadable.inc(result.unreadable)
         for kind, count in result.events_by_type.items():
             self.events.labels(kind).inc(count)
         if result.ok:

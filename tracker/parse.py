@@ -1,20 +1,27 @@
 """Pool documents (the API's JSON) -> `PoolSnapshot` values.
 
 Pure and fast: a 10,000-pool poll parses here, so each field is read once with no generic machinery.
-Unknown fields are ignored and missing optional ones take neutral defaults; a document without a
-`uuid`, or with a field of the wrong type, is rejected with a message naming the field.
+Unknown fields are ignored and missing optional ones take neutral defaults. A document is accepted only
+with values every later stage can handle (counts within int64 and >= 0, finite numbers, dates that stay
+dates in UTC); anything else is rejected with a message naming the field, and the poll quarantines that
+one pool instead of failing.
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from policies.settings import ElasticSettings
+from policies.settings import API_FIELDS, ElasticSettings
 from tracker.snapshot import PoolSnapshot
 
 
 class BadDocument(ValueError):
     """A pool document the tracker cannot read; the message names the field."""
+
+
+INT64_MAX = 2**63 - 1
+MAX_SECONDS = 10**12      # ~31,700 years: any real duration is far below, and it stays exact as a float
 
 
 def parse_timespan(text: str) -> float:
@@ -27,6 +34,8 @@ def parse_timespan(text: str) -> float:
         total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     except (ValueError, AttributeError):
         raise BadDocument(f"not a timespan [d.]hh:mm:ss[.fffffff]: {text!r}") from None
+    if not math.isfinite(total) or total >= MAX_SECONDS:
+        raise BadDocument(f"timespan out of range: {text!r}")
     return sign * total
 
 
@@ -47,9 +56,9 @@ def parse_time(text: str | None) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise BadDocument(f"not a UTC date: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        raise BadDocument(f"not a UTC date within years 1-9999: {text!r}") from None
 
 
 def format_time(value: datetime) -> str:
@@ -57,14 +66,25 @@ def format_time(value: datetime) -> str:
 
 
 def _int(doc: dict, key: str) -> int:
-    value = doc.get(key)
+    return _count(key, doc.get(key))
+
+
+def _count(key: str, value: object) -> int:
+    """A non-negative integer within int64 (what DuckDB and Prometheus can hold); None is 0."""
     if value is None:
         return 0
     if type(value) is not int:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise BadDocument(f"field {key!r} should be an integer, got {value!r}")
+        if not (isinstance(value, float) and value.is_integer()):
+            raise BadDocument(f"field {key!r} should be an integer, got {_short(value)}")
+        value = int(value)
+    if not 0 <= value <= INT64_MAX:
+        raise BadDocument(f"field {key!r} should be between 0 and 2^63-1, got {_short(value)}")
     return value
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _str(doc: dict, key: str) -> str | None:
@@ -100,6 +120,8 @@ def parse_pool(doc: object) -> PoolSnapshot:
         if not isinstance(tags, (list, tuple)) or not isinstance(labels, dict):
             raise BadDocument("fields 'tags' (list) and 'labels' (object) have the wrong type")
         execution = doc.get("executionTime")
+        if execution is not None and not isinstance(execution, str):
+            raise BadDocument(f"field 'executionTime' should be a timespan string, got {_short(execution)}")
         return PoolSnapshot(
             uuid=uuid,
             name=_str(doc, "name") or "",
@@ -115,7 +137,7 @@ def parse_pool(doc: object) -> PoolSnapshot:
             running_instance_count=_int(doc, "runningInstanceCount"),
             running_core_count=_int(doc, "runningCoreCount"),
             queued_or_running_task_instances=_int(doc, "queuedOrRunningTaskInstancesCount"),
-            execution_time_seconds=parse_timespan(execution) if execution else 0.0,
+            execution_time_seconds=_execution(execution) if execution else 0.0,
             elastic=_elastic(tuple(elastic.items())) if elastic else None,
             tags=tuple(str(t) for t in tags),
             labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
@@ -128,10 +150,28 @@ def parse_pool(doc: object) -> PoolSnapshot:
         raise BadDocument(f"pool {uuid}: unexpected value ({exc})") from None
 
 
+def _execution(text: str) -> float:
+    try:
+        seconds = parse_timespan(text)
+    except BadDocument as exc:
+        raise BadDocument(f"field 'executionTime': {exc}") from None
+    if seconds < 0:
+        raise BadDocument(f"field 'executionTime' should not be negative, got {text!r}")
+    return seconds
+
+
 @lru_cache(maxsize=4096)
 def _elastic(items: tuple) -> ElasticSettings:
-    """Most pools share a few settings: parse each distinct `elasticProperty` once."""
-    return ElasticSettings.from_api(dict(items))
+    """Most pools share a few settings: parse each distinct `elasticProperty` once. Knobs must be numbers
+    metrics and the model can use; whether they obey the API's rules is the advisor's business."""
+    body = dict(items)
+    settings = ElasticSettings.from_api(body)
+    for ours in ("min_total_slots", "max_total_slots", "min_idle_slots", "min_idle_time_seconds", "resize_period"):
+        _count(f"elasticProperty.{API_FIELDS[ours]}", getattr(settings, ours))
+    if not math.isfinite(settings.resize_factor) or settings.resize_factor < 0:
+        raise BadDocument(f"field 'elasticProperty.rampResizeFactor' should be a finite number >= 0, "
+                          f"got {_short(body.get('rampResizeFactor'))}")
+    return settings
 
 
 def _errors(errors: object) -> tuple[str, ...]:
@@ -147,5 +187,8 @@ def _cpu_usage(status: object) -> tuple[tuple[str, float], ...]:
         return ()
     info = status.get("runningInstancesInfo") or {}
     per_instance = info.get("perRunningInstanceInfo") or () if isinstance(info, dict) else ()
-    return tuple((str(i.get("instanceId")), float(i["cpuUsage"]))
-                 for i in per_instance if isinstance(i, dict) and i.get("cpuUsage") is not None)
+    usage = tuple((str(i.get("instanceId")), float(i["cpuUsage"]))
+                  for i in per_instance if isinstance(i, dict) and i.get("cpuUsage") is not None)
+    if not all(math.isfinite(u) for _, u in usage):
+        raise BadDocument("field 'status.runningInstancesInfo.perRunningInstanceInfo.cpuUsage' should be finite")
+    return usage

@@ -7,12 +7,12 @@ import time
 from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
 
-from tracker.api import ApiError, QarnotClient
+from tracker.api import ApiError, QarnotClient, Unreadable
 from tracker.derive import derive_poll
-from tracker.store import Store
+from tracker.store import Store, StoreError, StoreGone
 
 
 def utc_now() -> datetime:
@@ -27,11 +27,13 @@ def server_clock(client: QarnotClient) -> Callable[[], datetime]:
 @dataclass(frozen=True)
 class PollResult:
     poll_id: int
-    outcome: str                  # "ok" or the failure's reason code ("unavailable", "unauthorized", ...)
+    outcome: str                  # "ok" or the failure's reason code ("unavailable", "store_failed", ...)
     message: str
     pools_seen: int
     duration_seconds: float
     events_by_type: Counter = field(default_factory=Counter)
+    unreadable: int = 0           # pool documents quarantined this poll
+    retry_after: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -63,14 +65,50 @@ def gc_paused():
 
 
 def _poll(client, store, tags, keep, clock) -> PollResult:
-    started, timer = clock(), time.perf_counter()
+    timer = time.perf_counter()
     try:
-        snapshots = [s for s in client.list_pools(tags) if keep(s)]
+        listed = client.list_pools(tags)
     except ApiError as exc:
-        poll_id = store.append_poll(started, clock(), [], outcome=exc.reason, message=str(exc))
-        return PollResult(poll_id, exc.reason, str(exc), 0, time.perf_counter() - timer)
+        return _failed(store, clock, timer, exc.reason, str(exc), exc.retry_after)
     finished = clock()  # the observation instant (the end of the listing)
-    events = derive_poll(store.views, snapshots, finished)
-    poll_id = store.append_poll(started, finished, events, pools_seen=len(snapshots))
-    return PollResult(poll_id, "ok", "", len(snapshots), time.perf_counter() - timer,
-                      Counter(e.type for e in events))
+    behind = store.last_recorded
+    if behind is not None and finished < behind:
+        return _failed(store, clock, timer, "clock_behind",
+                       f"the clock ({finished.isoformat()}) is behind the history's last record ({behind.isoformat()}); "
+                       "fix this machine's clock (or api.clock): polls resume once it has caught up")
+    unreadable = [p for p in listed if isinstance(p, Unreadable)]
+    snapshots = [s for s in listed if not isinstance(s, Unreadable) and keep(s)]
+    events = derive_poll(store.views, snapshots, finished, unreadable)
+    started = finished - timedelta(seconds=time.perf_counter() - timer)   # right for the server clock too
+    message = _unreadable_message(unreadable)
+    try:
+        poll_id = store.append_poll(started, finished, events, pools_seen=len(snapshots), message=message)
+    except StoreGone:
+        raise                       # nothing to retry: the daemon stops
+    except StoreError as exc:
+        return PollResult(0, "store_failed", str(exc), len(snapshots), time.perf_counter() - timer)
+    return PollResult(poll_id, "ok", message, len(snapshots), time.perf_counter() - timer,
+                      Counter(e.type for e in events), len(unreadable))
+
+
+def _failed(store: Store, clock, timer: float, outcome: str, message: str,
+            retry_after: float | None = None) -> PollResult:
+    """Record a poll that saw nothing; if even that cannot be written, say so (the write's reason wins)."""
+    finished = clock()
+    last = store.last_recorded
+    finished = max(finished, last) if last else finished     # the coverage row never goes back in time
+    started = finished - timedelta(seconds=time.perf_counter() - timer)
+    try:
+        poll_id = store.append_poll(started, finished, [], outcome=outcome, message=message)
+    except StoreGone:
+        raise
+    except StoreError as exc:
+        return PollResult(0, "store_failed", f"{exc} (after: {message})", 0, time.perf_counter() - timer)
+    return PollResult(poll_id, outcome, message, 0, time.perf_counter() - timer, retry_after=retry_after)
+
+
+def _unreadable_message(unreadable: list[Unreadable]) -> str:
+    if not unreadable:
+        return ""
+    return (f"{len(unreadable)} pool document(s) unreadable and quarantined (pool_unreadable events); "
+            f"first: {unreadable[0].reason}")

@@ -36,3 +36,10 @@ class PoolSnapshot:
     labels: tuple[tuple[str, str], ...] = ()      # sorted (key, value) pairs: hashable and ordered
     errors: tuple[str, ...] = ()                  # error messages as the API reports them
     cpu_usage: tuple[tuple[str, float], ...] = ()  # (instanceId, cpuUsage) where the API gives it
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A pool document that failed to parse: quarantined (recorded with its reason), never fatal to a poll."""
+    uuid: str | None
+    reason: str

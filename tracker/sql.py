@@ -1,53 +1,101 @@
-"""Analysts' SQL: through the running daemon's read-only endpoint, or straight from the file when no
-daemon holds it (DuckDB lets only one process open a file while it is being written)."""
+"""Analysts' SQL: through the running daemon's admin endpoint, or straight from the file when no
+daemon holds it (DuckDB lets only one process open a file while it is being written). Either way the
+query runs read-only by construction (see `Store.query`) and the answer says when rows were cut."""
 from __future__ import annotations
 
-import json
+from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 import orjson
 import pandas as pd
 
-from tracker.store import QueryRefused, Store
+from tracker.store import QueryRefused, QueryResult, Store
 
 FORMATS = ("table", "csv", "json")
 
 
-def handle_sql_request(store: Store, body: bytes) -> tuple[int, dict]:
-    """The daemon's `POST /sql`: `{"query": ...}` -> `{"columns", "rows"}` or 400 `{"error"}`."""
+class DaemonError(Exception):
+    """What answered at --url refused the request, or is not a pool-tracker daemon; one line saying which."""
+
+
+def handle_sql_request(store: Store, body: bytes, *, default_rows: int, max_rows: int,
+                       timeout_seconds: float) -> tuple[int, bytes]:
+    """The daemon's `POST /sql`: `{"query": ..., "limit"?: N}` -> `{"columns", "rows", "truncated", "limit"}`;
+    `limit` is capped at `max_rows`, and the answer states the limit that applied."""
     try:
-        query = orjson.loads(body).get("query")
-        if not isinstance(query, str):
+        request = orjson.loads(body)
+        query, limit = request.get("query"), request.get("limit", default_rows)
+        if not isinstance(query, str) or type(limit) is not int or limit < 1:
             raise ValueError
     except (orjson.JSONDecodeError, ValueError, AttributeError):
-        return 400, {"error": 'send JSON {"query": "SELECT ..."}'}
+        return 400, orjson.dumps({"error": 'send JSON {"query": "SELECT ...", "limit": N (optional, >= 1)}'})
     try:
-        frame = store.read_only_query(query)
+        result = store.query(query, limit=min(limit, max_rows), timeout_seconds=timeout_seconds)
     except QueryRefused as exc:
-        return 400, {"error": str(exc)}
-    return 200, {"columns": list(frame.columns), "rows": json.loads(frame.to_json(orient="values", date_format="iso"))}
+        return 400, orjson.dumps({"error": str(exc)})
+    return 200, encode_result(result)
 
 
-def run_query(query: str, *, url: str | None, db: str) -> pd.DataFrame:
+def encode_result(result: QueryResult) -> bytes:
+    return orjson.dumps({"columns": result.columns, "rows": result.rows, "truncated": result.truncated,
+                         "limit": result.limit}, default=_json_value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _json_value(value):
+    """DuckDB values orjson does not know: numbers stay numbers, the rest becomes text."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
+def run_query(query: str, *, url: str | None, db: str, admin_token: str = "", limit: int = 10_000,
+              timeout_seconds: float = 30.0) -> QueryResult:
     """Ask the daemon at `url` first; if none answers, open `db` read-only."""
     if url:
         try:
-            answer = httpx.post(f"{url.rstrip('/')}/sql", json={"query": query}, timeout=60)
+            answer = httpx.post(f"{url.rstrip('/')}/sql", json={"query": query, "limit": limit},
+                                headers=admin_headers(admin_token), timeout=timeout_seconds + 30)
         except httpx.TransportError:
             answer = None
         if answer is not None:
-            body = answer.json()
-            if answer.status_code != 200:
-                raise QueryRefused(body.get("error", f"HTTP {answer.status_code}"))
-            return pd.DataFrame(body["rows"], columns=body["columns"])
+            body = daemon_answer(answer, url)
+            return QueryResult(body["columns"], [tuple(r) for r in body["rows"]], body["truncated"], body["limit"])
     store = Store(db, read_only=True)
     try:
-        return store.read_only_query(query)
+        return store.query(query, limit=limit, timeout_seconds=timeout_seconds)
     finally:
         store.close()
 
 
-def render(frame: pd.DataFrame, fmt: str) -> str:
+def admin_headers(admin_token: str) -> dict:
+    return {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+
+
+def daemon_answer(answer: httpx.Response, url: str) -> dict:
+    """The JSON a pool-tracker daemon sent, or one line saying what answered instead."""
+    try:
+        body = answer.json()
+    except ValueError:
+        raise DaemonError(f"{url} answered HTTP {answer.status_code} but not as a pool-tracker daemon does; "
+                          "check --url (or --url '' to read the file)") from None
+    error = body.get("error") if isinstance(body, dict) else None
+    if answer.status_code == 401:
+        raise DaemonError(f"{url} refused the admin token ({error}); run with the daemon's --config, or set "
+                          "POOL_TRACKER_ADMIN_TOKEN or http.admin_token_file")
+    if answer.status_code != 200:
+        raise DaemonError(f"{url}: {error or f'HTTP {answer.status_code}'}")
+    return body
+
+
+def as_frame(result: QueryResult) -> pd.DataFrame:
+    return pd.DataFrame(result.rows, columns=result.columns)
+
+
+def render(result: QueryResult, fmt: str) -> str:
+    frame = as_frame(result)
     if fmt == "csv":
         return frame.to_csv(index=False)
     if fmt == "json":
@@ -57,7 +105,7 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
 
 
 def export(db: str, directory: str) -> str:
-    store = Store(db, read_only=True)
+    store = Store(db, read_only=True, sandboxed=False)   # writing Parquet files is the point here
     try:
         files = store.export_parquet(directory)
     finally:

@@ -7,7 +7,9 @@ log, so a restart writes no spurious events. All times are UTC (naive TIMESTAMP 
 from __future__ import annotations
 
 import json
+import os
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,8 +40,26 @@ class StoreError(Exception):
     """The database file cannot be used; the message names the path and the fix."""
 
 
+class StoreGone(StoreError):
+    """The database file was deleted or replaced under the running daemon."""
+
+
 class QueryRefused(ValueError):
-    """An analyst query that is not a single read-only statement."""
+    """An analyst query that is refused, failed or ran out of time; the message says which and why."""
+
+
+# Whatever runs on this database can touch no file, no network and no setting: analyst SQL shares the
+# daemon's database, so the database itself is locked down (the writer needs none of these).
+SANDBOX = {"enable_external_access": False, "autoinstall_known_extensions": False,
+           "autoload_known_extensions": False}
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple]
+    truncated: bool      # more rows existed than `limit`
+    limit: int
 
 
 def _utc_naive(value: datetime | None) -> datetime | None:
@@ -47,18 +67,22 @@ def _utc_naive(value: datetime | None) -> datetime | None:
 
 
 def _utc_aware(value: datetime | None) -> datetime | None:
+    if value is not None and not isinstance(value, datetime):
+        raise ValueError(f"not a timestamp Python can hold: {value!r}")
     return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
 class Store:
     """Owns the DuckDB file for the daemon's whole life (DuckDB allows one writing process)."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False, project: bool | None = None) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, project: bool | None = None,
+                 sandboxed: bool = True, memory_limit: str = "1GB", threads: int = 2) -> None:
+        """`sandboxed` (the default) locks the database down for analyst SQL; only `export` needs it off."""
         self.path = Path(path)
         try:
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
+            self._con = duckdb.connect(str(self.path), read_only=read_only, config=SANDBOX if sandboxed else {})
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreError(f"{self.path} is in use by another process (a running daemon?): query it with "
@@ -71,11 +95,21 @@ class Store:
         self.read_only = read_only
         if not read_only:
             self._migrate()
+        if sandboxed:
+            self._con.execute(f"SET memory_limit = '{_setting(memory_limit)}'")
+            self._con.execute(f"SET threads = {int(threads)}")
+            self._con.execute("SET lock_configuration = true")
+        self._identity = _file_identity(self.path)
         # Writers (the daemon) and the advisor need the projection; plain SQL readers do not.
         project = not read_only if project is None else project
+        self.replay_skipped = 0
         self.views: dict[str, PoolView] = self._replay() if project else {}
         self._next_seq = self._scalar("SELECT coalesce(max(seq), 0) + 1 FROM events")
         self._next_poll = self._scalar("SELECT coalesce(max(poll_id), 0) + 1 FROM polls")
+        # The latest time the history speaks of: a clock behind it would write time backwards.
+        self.last_recorded: datetime | None = _utc_aware(self._scalar(   # (rows past Python's year 9999 ignored)
+            "SELECT greatest((SELECT max(finished_at) FROM polls WHERE finished_at < '9999-12-31'), "
+            "(SELECT max(recorded_at) FROM events WHERE recorded_at < '9999-12-31'))"))
 
     # -- schema -----------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -114,6 +148,9 @@ class Store:
                 self._write(events, None, None)
 
     def _write(self, events: list[Event], poll_id: int | None, poll_row: list | None) -> None:
+        """One transaction; any failure rolls it back and raises the database's own reason, so a full disk
+        reads as "No space left on device", not as the rollback's complaint."""
+        self.check_identity()
         first = self._next_seq
         try:
             self._con.execute("BEGIN")
@@ -124,13 +161,27 @@ class Store:
                 self._con.execute("INSERT INTO events SELECT * FROM new_events")
                 self._con.unregister("new_events")
             self._con.execute("COMMIT")
-        except duckdb.Error as exc:
-            self._con.execute("ROLLBACK")
+        except Exception as exc:  # noqa: BLE001 - whatever failed (DuckDB, Arrow), the transaction must end
+            try:
+                self._con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass                      # a failed COMMIT has already ended it
             raise StoreError(f"could not write to {self.path}: {_first_line(exc)}; "
-                             "check free disk space and permissions") from None
+                             "check free disk space and permissions (polls resume by themselves)") from None
         self._next_seq = first + len(events)
+        times = [event.recorded_at for event in events] + ([_utc_aware(poll_row[2])] if poll_row else [])
+        self.last_recorded = max([t for t in (self.last_recorded, *times) if t is not None], default=None)
         for event in events:
             self._fold(event)
+
+    def check_identity(self) -> None:
+        """Writes into a deleted or replaced file would vanish at exit; stop instead of losing them."""
+        if self.read_only:
+            return
+        now = _file_identity(self.path)
+        if now != self._identity:
+            raise StoreGone(f"{self.path} was {'deleted' if now is None else 'replaced'} while the daemon had it "
+                            "open; the history since then cannot be kept. Restore the file or start afresh")
 
     def last_observed(self) -> datetime | None:
         """When the last successful poll observed the pools: "now", as far as the history knows."""
@@ -165,26 +216,43 @@ class Store:
             ORDER BY seq""")
         while batch := cursor.fetchmany(50_000):
             for row in batch:
-                self._fold(_row_event(row))
+                try:
+                    self._fold(_row_event(row))
+                except (TypeError, ValueError, KeyError, AttributeError):
+                    self.replay_skipped += 1    # a row an older, laxer version wrote: the rest still counts
         return self.views
 
     # -- reading ----------------------------------------------------------------------------------
-    def read_only_query(self, sql: str, limit: int = 10_000) -> pd.DataFrame:
-        """Run one analyst query (SELECT/EXPLAIN only), safe beside the poller."""
+    def query(self, sql: str, *, limit: int = 10_000, timeout_seconds: float = 30.0) -> QueryResult:
+        """One analyst query, read-only by construction: a read-only transaction on its own connection,
+        always rolled back, interrupted at `timeout_seconds`, at most `limit` rows fetched (streamed)."""
+        _check_single_read(sql)
+        cursor = self._con.cursor()
+        timer = threading.Timer(timeout_seconds, cursor.interrupt)
         try:
-            statements = duckdb.extract_statements(sql)
+            cursor.execute("BEGIN TRANSACTION READ ONLY")
+            timer.start()
+            cursor.execute(sql)
+            columns = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchmany(limit + 1) if columns else []
+        except duckdb.InterruptException:
+            raise QueryRefused(f"query stopped at its time limit ({timeout_seconds:g} s): narrow it with WHERE or "
+                               "LIMIT, or raise sql.timeout_seconds") from None
         except duckdb.Error as exc:
             raise QueryRefused(f"SQL error: {_first_line(exc)}") from None
-        if len(statements) != 1:
-            raise QueryRefused(f"send exactly one statement (got {len(statements)})")
-        kind = statements[0].type.name
-        if kind not in ALLOWED_STATEMENTS:
-            raise QueryRefused(f"{kind} statements are refused: this path is read-only (SELECT and EXPLAIN only)")
-        try:
-            with self._con.cursor() as cursor:
-                return cursor.execute(sql).fetch_df().head(limit)
-        except duckdb.Error as exc:
-            raise QueryRefused(f"SQL error: {_first_line(exc)}") from None
+        finally:
+            timer.cancel()
+            try:
+                cursor.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            cursor.close()
+        return QueryResult(columns, rows[:limit], len(rows) > limit, limit)
+
+    def frame(self, sql: str, limit: int = 1_000_000) -> pd.DataFrame:
+        """A read-only query as a DataFrame, for code and tests that want one."""
+        result = self.query(sql, limit=limit)
+        return pd.DataFrame(result.rows, columns=result.columns)
 
     def history(self, pool_uuid: str, since: datetime | None = None) -> pd.DataFrame:
         """A pool's step-function history, one row per change, for policies and back-testing."""
@@ -198,7 +266,8 @@ class Store:
             return cursor.execute("SELECT * FROM polls ORDER BY poll_id").fetch_df()
 
     def export_parquet(self, directory: str | Path) -> list[Path]:
-        """Events and polls as Parquet, Hive-partitioned by date, for engines on other machines."""
+        """Events and polls as Parquet, Hive-partitioned by date, for engines on other machines
+        (on a store opened with `sandboxed=False`: a sandboxed database writes no files)."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         cursor = self._con.cursor()
@@ -246,6 +315,33 @@ def _row_event(row: tuple) -> Event:
     (_, _, pool, kind, occurred, recorded, s_from, s_to, v_old, v_new, exec_s, payload) = row
     return Event(kind, pool, _utc_aware(occurred), _utc_aware(recorded), s_from, s_to, v_old, v_new, exec_s,
                  None if payload is None else json.loads(payload))
+
+
+def _check_single_read(sql: str) -> None:
+    """Refuse early, with a clear word, what the read-only transaction would refuse anyway."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryRefused(f"SQL error: {_first_line(exc)}") from None
+    if len(statements) != 1:
+        raise QueryRefused(f"send exactly one statement (got {len(statements)})")
+    kind = statements[0].type.name
+    if kind not in ALLOWED_STATEMENTS:
+        raise QueryRefused(f"{kind} statements are refused: this path is read-only (SELECT and EXPLAIN only)")
+
+
+def _setting(value: str) -> str:
+    if not all(c.isalnum() or c in ". " for c in value):
+        raise StoreError(f"memory limit {value!r} is not a size like '1GB'")
+    return value
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _first_line(exc: BaseException) -> str:
