@@ -1,11 +1,16 @@
-"""Back-testing: replay a demand trace through the elastic model under candidate settings, and score it.
+"""Back-testing: replay a demand trace through the pool model under candidate settings, and score it.
+
+A candidate is legacy `ElasticSettings` or a `Scaling` document; a Scaling runs with its weekly
+periods, so a time-of-week schedule is scored as Qarnot would run it. Weekdays need dates: a trace of
+epoch timestamps (a tracked pool's history) runs on its own dates; a trace of relative times (first
+arrival before 2001, e.g. starting at 0) runs from Monday 00:00 UTC (`trace_epoch`).
 
 "Had this pool run with these settings, what would it have cost and how long would work have waited?"
 Pure and deterministic; the model is `policies.model.PoolModel`, the same one the emulator runs.
 
 Scores (per run):
-- cost: slot-hours provisioned (ready slots over time), idle slot-hours, core-hours when cores per slot
-  are known;
+- cost: billed slot-hours (starting and ready slots over time: Qarnot bills every running server),
+  idle slot-hours (billed but not busy), core-hours when cores per slot are known;
 - service: task-instance wait from submission to start, p50/p95/max, and the share waiting longer than
   an SLO;
 - the SPEC Research Group elasticity metrics (Herbst et al., "Quantifying Cloud Performance and
@@ -17,7 +22,8 @@ Scores (per run):
   over-provisioning timeshare  100/T * time with s > d
   instability                  100 * share of sampling steps where supply and demand move in different
                                directions (sign of change differs), on a grid of `resize_period` seconds
-                               (of the settings in force at the start) from the window's start.
+                               (of the settings in force at the start; the model's period for a
+                               Scaling) from the window's start.
   Zero demand: accuracies divide by max(d, 1), so every slot kept while nothing runs counts as one
   unit of over-provisioning (not an undefined ratio), and such periods count fully in the timeshares.
 The model keeps these integrals as it runs (`policies.model.Meter`), so scoring needs no timeline;
@@ -26,16 +32,24 @@ The model keeps these integrals as it runs (`policies.model.Meter`), so scoring 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import numpy as np
 
-from policies.model import DEFAULT_STARTUP_DELAY, Meter, PoolModel
+from policies.model import DEFAULTS, Meter, ModelConstants, PoolModel, Sizing
+from policies.scaling import MONDAY
 from policies.settings import ElasticSettings
 from policies.traces import Trace
 
 SETTLE_SECONDS = 3600.0
+ABSOLUTE_AFTER = 1e9   # epoch seconds (2001-09-09): a trace starting later carries real dates
+
+
+def trace_epoch(trace: Trace) -> float:
+    """The epoch second of the trace's time 0: 0 for epoch timestamps, Monday 00:00 UTC for relative times."""
+    first = trace.arrivals[0][0] if trace.arrivals else 0.0
+    return 0.0 if first >= ABSOLUTE_AFTER else float(MONDAY)
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,7 @@ class Score:
 
 @dataclass(frozen=True)
 class Replay:
-    settings: ElasticSettings
+    settings: Sizing
     start: float
     end: float
     slot_seconds: float
@@ -71,15 +85,17 @@ class Replay:
     timeline: np.ndarray | None = None  # rows (time, demand, supply) from `start` to `end`, when asked for
 
 
-def replay(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DEFAULT_STARTUP_DELAY,
+def replay(trace: Trace, settings: Sizing, *, startup_delay: float | None = None,
+           constants: ModelConstants = DEFAULTS, epoch: float | None = None,
            start: float | None = None, end: float | None = None,
-           changes: Sequence[tuple[float, ElasticSettings]] = (), timeline: bool = False) -> Replay:
+           changes: Sequence[tuple[float, Sizing]] = (), timeline: bool = False) -> Replay:
     """Run the trace through the model from `start` to `end`.
 
     By default the window runs from the first arrival to an hour after the last instance would finish
     if it started on arrival: the same window for every candidate, so their costs compare. Instances
     still queued at `end` count with the wait they had so far (a lower bound), so a starved candidate
     cannot look good by never starting work. `changes` switches settings at given times (a schedule).
+    `startup_delay`, when given, overrides `constants.startup_delay`; `epoch` defaults to `trace_epoch`.
     """
     arrivals = trace.arrivals
     start = (arrivals[0][0] if arrivals else 0.0) if start is None else start
@@ -87,8 +103,12 @@ def replay(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DE
         end = max((t + d for t, _, d in arrivals), default=start) + SETTLE_SECONDS
     waits: list = []
     steps: list | None = [] if timeline else None
-    meter = Meter(start, settings.resize_period)
-    model = PoolModel(settings, start, startup_delay, waits=waits, timeline=steps, meter=meter)
+    if startup_delay is not None:
+        constants = replace(constants, startup_delay=startup_delay)
+    period = settings.resize_period if isinstance(settings, ElasticSettings) else constants.period
+    meter = Meter(start, period)
+    model = PoolModel(settings, start, constants, epoch=trace_epoch(trace) if epoch is None else epoch,
+                      waits=waits, timeline=steps, meter=meter)
     for at, instances, duration in arrivals:
         if at >= start:
             model.submit(at, instances, duration)
@@ -141,11 +161,11 @@ def score(run: Replay, *, slo_seconds: float = 300.0, cores_per_slot: int | None
     )
 
 
-def backtest(trace: Trace, settings: ElasticSettings, *, startup_delay: float = DEFAULT_STARTUP_DELAY,
-             slo_seconds: float = 300.0, cores_per_slot: int | None = None,
-             changes: Sequence[tuple[float, ElasticSettings]] = ()) -> Score:
-    return score(replay(trace, settings, startup_delay=startup_delay, changes=changes),
-                 slo_seconds=slo_seconds, cores_per_slot=cores_per_slot)
+def backtest(trace: Trace, settings: Sizing, *, startup_delay: float | None = None,
+             constants: ModelConstants = DEFAULTS, epoch: float | None = None, slo_seconds: float = 300.0,
+             cores_per_slot: int | None = None, changes: Sequence[tuple[float, Sizing]] = ()) -> Score:
+    return score(replay(trace, settings, startup_delay=startup_delay, constants=constants, epoch=epoch,
+                        changes=changes), slo_seconds=slo_seconds, cores_per_slot=cores_per_slot)
 
 
 def peak_demand(trace: Trace) -> int:

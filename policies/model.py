@@ -1,21 +1,28 @@
-"""The elastic pool model: how a Qarnot pool's slots follow its work.
+"""The pool model: how a Qarnot pool's slots follow its work under its `scaling` (or legacy elastic) settings.
 
-Qarnot documents the elastic knobs, not the algorithm, so pool-tracker states one explicit model and
-uses this single implementation everywhere: the emulator runs it live, the back-tester replays
-demand traces through it.
+Qarnot documents the knobs and a few rules, not the whole algorithm, so pool-tracker states one
+explicit model and uses this single implementation everywhere: the emulator runs it live, the
+back-tester replays demand traces through it. What Qarnot does not publish is a `ModelConstants` field.
 
-The model, in continuous time (seconds):
+The model, in continuous time (seconds; model time + `epoch` = epoch seconds, for weekly periods):
+- The pool runs a `policies.scaling.Scaling`; legacy `ElasticSettings` run as one Always
+  ManagedTasksQueue policy whose `resizePeriod` is the tick period. The first policy enabled now
+  applies; at each period boundary the model switches policy (the tick grid restarts there). With no
+  policy enabled the pool holds 0 slots.
 - Task instances arrive, wait in one FIFO queue, and run one per slot for their duration.
 - A slot is *starting* for `startup_delay` seconds after it is requested, then *ready*. A ready slot
   is busy (running an instance) or idle. Work goes to the most recently idled slot, so the slots
-  idle longest are the first candidates for release.
-- Every `resize_period` seconds (a tick; the grid restarts when settings change) the pool computes
+  idle longest are the first candidates for release. Starting and ready slots are billed.
+- Every period (a tick) the pool computes
   `target = clamp(busy + queued + min_idle_slots, min_total_slots, max_total_slots)` and compares it with
   `current = ready + starting`:
-  - below target it requests `ceil(resize_factor * (target - current))` new slots;
-  - above target it releases up to `ceil(resize_factor * (current - target))` idle slots, oldest idle
-    first, each only once idle for at least `min_idle_time_seconds`, never below `min_total_slots`
-    slots in total nor below `min_idle_slots` idle slots.
+  - below target it requests `min(target - current, ceil(scaling_factor * max_total_slots))` new slots
+    (Qarnot's documented step: a share of maxTotalSlots per scale-up);
+  - above target it releases up to `min(current - target, ceil(release_factor * max_total_slots))` idle
+    slots (release_factor defaults to the scaling factor: the same step as scale-up), oldest idle first,
+    each only once idle for at least `min_idle_time_seconds`, never below `min_idle_slots` idle slots.
+- A Fixed policy is min = max = slotsCount with no idle reserve and no idle time: the next tick starts
+  the whole gap at once, or releases every idle slot above slotsCount at once (busy ones as they finish).
 - A draining (closing) pool takes no new work, releases idle slots at once and ends with no slots.
 
 Ticks where nothing can change are skipped, which keeps a 30-day replay fast without changing results.
@@ -29,15 +36,44 @@ import bisect
 import heapq
 import math
 from collections import deque
-from typing import Callable, Final
+from dataclasses import dataclass
+from typing import Callable, Final, Union
 
-from policies.settings import ElasticSettings
+from policies.scaling import FixedPolicy, Policy, Scaling
+from policies.settings import MIN_RESIZE_PERIOD, ElasticSettings
 
 INF: Final = math.inf
 DEFAULT_STARTUP_DELAY: Final = 60.0
 _EPS: Final = 1e-9
+_WHOLE_GAP: Final = 1 << 40   # a step no gap reaches: a Fixed policy moves in one tick
 
 ChangeHook = Callable[[float, str, int, int], None]  # (at, "ready"|"starting"|"busy"|"queued", old, new)
+PolicyHook = Callable[[float, Union[str, None], Union[str, None]], None]  # (at, old name, new name)
+Sizing = Union[ElasticSettings, Scaling]
+
+
+@dataclass(frozen=True)
+class ModelConstants:
+    """What Qarnot does not publish, in one place; each default is pool-tracker's documented assumption.
+
+    startup_delay: seconds a requested slot is starting (billed, not yet usable) before it is ready.
+    release_factor: share of maxTotalSlots released at most per period; None: the policy's scaling
+        factor, i.e. the same step as scale-up.
+    period: the tick period of a scaling document, which carries no resizePeriod; Qarnot's documented
+        minimum resize period (legacy elastic settings tick at their own resizePeriod).
+    """
+    startup_delay: float = DEFAULT_STARTUP_DELAY
+    release_factor: float | None = None
+    period: float = float(MIN_RESIZE_PERIOD)
+
+    def __post_init__(self) -> None:
+        if self.startup_delay < 0 or self.period <= 0:
+            raise ValueError(f"startup_delay must be >= 0 and period > 0, got {self}")
+        if self.release_factor is not None and not 0 < self.release_factor <= 1:
+            raise ValueError(f"release_factor must be in (0, 1] or None, got {self.release_factor}")
+
+
+DEFAULTS: Final = ModelConstants()
 
 
 def _arrival_time(arrival: tuple[float, int, float]) -> float:
@@ -113,46 +149,94 @@ def _sign(x: int) -> int:
 class PoolModel:
     """One pool's slots and task instances, advanced through simulated time by `advance(until)`.
 
+    `settings` is a `Scaling` or legacy `ElasticSettings`; `epoch` is the epoch second at model time 0
+    (0 when model times are epoch seconds, as in the emulator), used only for weekly periods.
     Optional recorders, off by default so a long-running emulator stays flat in memory:
     `waits` collects `(wait_seconds, instances)` as instances start; `timeline` collects
     `(time, demand, ready)` whenever demand (busy + queued) or ready slots change; a `Meter` sums
-    demand against supply.
+    demand against supply. `on_change` hears every counter change, `on_policy` every change of the
+    active policy's name (the API's `activePolicyName`).
     """
 
-    def __init__(self, settings: ElasticSettings, start: float, startup_delay: float = DEFAULT_STARTUP_DELAY,
-                 *, waits: list[tuple[float, int]] | None = None,
+    def __init__(self, settings: Sizing, start: float, constants: ModelConstants = DEFAULTS,
+                 *, epoch: float = 0.0, waits: list[tuple[float, int]] | None = None,
                  timeline: list[tuple[float, int, int]] | None = None,
-                 meter: Meter | None = None, on_change: ChangeHook | None = None) -> None:
-        self.startup_delay = float(startup_delay)
+                 meter: Meter | None = None, on_change: ChangeHook | None = None,
+                 on_policy: PolicyHook | None = None) -> None:
+        self.constants = constants
+        self.startup_delay = float(constants.startup_delay)
+        self.epoch = float(epoch)
         self.now = float(start)
         self.ready = self.starting = self.busy = self.queued = 0
-        self.slot_seconds = 0.0   # integral of ready slots over time
+        self.slot_seconds = 0.0   # billed: integral of ready + starting slots over time
+        self.ready_seconds = 0.0  # integral of ready slots (running cores, the API's executionTime)
         self.busy_seconds = 0.0   # integral of busy slots over time
         self.draining = False
         self.waits = waits
         self.timeline = timeline
         self.meter = meter
         self.on_change = on_change
+        self.on_policy: PolicyHook | None = None   # told of changes after the first policy
+        self.policy: Policy | None = None          # the policy in force (None: none enabled, 0 slots)
         self._pending: deque[tuple[float, int, float]] = deque()  # arrivals (at, n, duration) in time order
         self._queue: deque[_Waiting] = deque()             # FIFO
         self._ends: list[tuple[float, int]] = []           # heap of (end_time, n) for running instances
         self._boots: deque[tuple[float, int]] = deque()    # (ready_at, n) for starting slots, in time order
         self._idle: deque[_Idle] = deque()                 # oldest on the left
         self._use(settings)
+        self.on_policy = on_policy
         if timeline is not None:
             timeline.append((self.now, 0, 0))
 
-    def _use(self, settings: ElasticSettings) -> None:
-        """Take new settings; the knobs are copied into plain numbers for the hot loop."""
-        self.settings = settings.validated()
-        self._min_total: int = settings.min_total_slots
-        self._max_total: int = settings.max_total_slots
-        self._min_idle: int = settings.min_idle_slots
-        self._min_idle_time: float = float(settings.min_idle_time_seconds)
-        self._factor: float = float(settings.resize_factor)
-        self._period: float = float(settings.resize_period)
+    def _use(self, settings: Sizing) -> None:
+        """Take new settings: the policy enabled now applies from now, on a fresh tick grid."""
+        if isinstance(settings, Scaling):
+            self.scaling = settings
+            self._period: float = float(self.constants.period)
+        else:
+            self.scaling = Scaling.from_elastic(settings.validated())
+            self._period = float(settings.resize_period)
+        self.settings = settings
+        self._enter(self.epoch + self.now, True)
+
+    def _enter(self, at_epoch: float, always: bool) -> None:
+        """Apply the policy enabled at epoch second `at_epoch` (a boundary, or a settings change) and
+        find the next boundary. The knobs are copied into plain numbers for the hot loop."""
+        scaling = self.scaling
+        policy = scaling.policy_at(at_epoch)
+        boundary = scaling.next_change_after(at_epoch)
+        self._boundary: float = boundary                     # epoch seconds, exact
+        self._next_switch: float = boundary - self.epoch     # model time
+        if policy == self.policy and not always:
+            return
+        old, self.policy = self.policy, policy
+        if policy is None or isinstance(policy, FixedPolicy):
+            count = 0 if policy is None else policy.slots_count
+            self._min_total: int = count
+            self._max_total: int = count
+            self._min_idle: int = 0
+            self._min_idle_time: float = 0.0
+            self._up_step: int = _WHOLE_GAP
+            self._down_step: int = _WHOLE_GAP
+        else:
+            release = self.constants.release_factor
+            self._min_total = policy.min_total_slots
+            self._max_total = policy.max_total_slots
+            self._min_idle = policy.min_idle_slots
+            self._min_idle_time = float(policy.min_idle_time_seconds)
+            self._up_step = max(1, math.ceil(policy.scaling_factor * policy.max_total_slots - _EPS))
+            self._down_step = max(1, math.ceil((policy.scaling_factor if release is None else release)
+                                               * policy.max_total_slots - _EPS))
         self._origin = self.now      # tick grid origin
         self._next_tick = self.now   # next tick that may change something
+        old_name = None if old is None else old.name
+        new_name = None if policy is None else policy.name
+        if self.on_policy is not None and old_name != new_name:
+            self.on_policy(self.now, old_name, new_name)
+
+    @property
+    def active_policy_name(self) -> str | None:
+        return None if self.policy is None else self.policy.name
 
     # -- inputs ---------------------------------------------------------------------------------
     def submit(self, at: float, instances: int, duration: float) -> None:
@@ -167,8 +251,8 @@ class PoolModel:
         else:
             self._pending.append(arrival)
 
-    def set_settings(self, at: float, settings: ElasticSettings) -> None:
-        """New elastic settings take effect at `at`; the tick grid restarts there."""
+    def set_settings(self, at: float, settings: Sizing) -> None:
+        """New settings (a Scaling or legacy ElasticSettings) take effect at `at`; the tick grid restarts there."""
         self.advance(at)
         self._use(settings)
 
@@ -209,6 +293,8 @@ class PoolModel:
             next_end = ends[0][0] if ends else INF
             next_boot = boots[0][0] if boots else INF
             t = self._next_tick
+            if self._next_switch < t:
+                t = self._next_switch
             if next_arrival < t:
                 t = next_arrival
             if next_end < t:
@@ -265,6 +351,8 @@ class PoolModel:
                 tick = self._grid_ceil(t)
                 if tick < self._next_tick:
                     self._next_tick = tick
+            if t >= self._next_switch:
+                self._enter(self._boundary, False)
             if t >= self._next_tick - _EPS:
                 self._tick()
         if until > self.now:
@@ -273,7 +361,8 @@ class PoolModel:
     def _integrate(self, t: float) -> None:
         """Carry the step functions from now up to t, when the next thing happens."""
         dt = t - self.now
-        self.slot_seconds += self.ready * dt
+        self.slot_seconds += (self.ready + self.starting) * dt
+        self.ready_seconds += self.ready * dt
         self.busy_seconds += self.busy * dt
         if self.meter is not None:
             self.meter.add(self.now, t, self.busy + self.queued, self.ready)
@@ -339,7 +428,7 @@ class PoolModel:
             return
         target = min(max(self.busy + self.queued + self._min_idle, self._min_total), self._max_total)
         if target > current:
-            n = math.ceil(self._factor * (target - current) - _EPS)
+            n = min(target - current, self._up_step)
             if self.on_change is not None:
                 self._set("starting", self.starting + n)
             else:
@@ -347,8 +436,7 @@ class PoolModel:
             self._boots.append((now + self.startup_delay, n))
             self._next_tick = now + self._period
         elif target < current:
-            limit = min(math.ceil(self._factor * (current - target) - _EPS),
-                        current - self._min_total, self.idle - self._min_idle)
+            limit = min(current - target, self._down_step, self.idle - self._min_idle)
             if limit > 0:
                 released = self._release(limit, now - self._min_idle_time)
                 if released:

@@ -14,7 +14,7 @@ import numpy as np
 
 from policies.backtest import backtest
 from policies.model import DEFAULT_STARTUP_DELAY
-from policies.settings import SDK_DEFAULTS, ElasticSettings
+from policies.settings import MIN_RESIZE_PERIOD, SDK_DEFAULTS, ElasticSettings
 from policies.traces import Trace
 
 MIN_HISTORY_SECONDS = 6 * 3600      # below this, no recommendation
@@ -82,7 +82,7 @@ def clamp_settings(current: ElasticSettings | None, **values) -> ElasticSettings
     merged = {name: values.get(name, getattr(base, name)) for name in SDK_DEFAULTS}
     for name in ("min_total_slots", "max_total_slots", "min_idle_slots", "min_idle_time_seconds", "resize_period"):
         merged[name] = max(0, int(math.ceil(merged[name])))
-    merged["resize_period"] = max(1, merged["resize_period"])
+    merged["resize_period"] = max(MIN_RESIZE_PERIOD, merged["resize_period"])
     merged["max_total_slots"] = max(1, merged["max_total_slots"])
     merged["min_total_slots"] = min(merged["min_total_slots"], merged["max_total_slots"])
     merged["resize_factor"] = float(min(1.0, max(0.05, merged["resize_factor"])))

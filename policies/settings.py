@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+MIN_RESIZE_PERIOD = 90   # seconds: Qarnot's documented minimum resize period (C# SDK remark)
+
 # The SDK's `setup_elastic()` defaults.
 SDK_DEFAULTS = dict(min_total_slots=0, max_total_slots=1, min_idle_slots=0,
                     min_idle_time_seconds=0, resize_factor=1.0, resize_period=90)
@@ -42,8 +44,9 @@ class ElasticSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 out.append(f"{name} must be a non-negative integer, got {value!r}")
-        if not isinstance(self.resize_period, int) or self.resize_period < 1:
-            out.append(f"resize_period must be a positive integer of seconds, got {self.resize_period!r}")
+        if not isinstance(self.resize_period, int) or self.resize_period < MIN_RESIZE_PERIOD:
+            out.append(f"resize_period must be an integer of at least {MIN_RESIZE_PERIOD} seconds (Qarnot's "
+                       f"minimum), got {self.resize_period!r}")
         if not (0 < self.resize_factor <= 1):
             out.append(f"resize_factor must be in (0, 1], got {self.resize_factor!r}")
         if not out and self.min_total_slots > self.max_total_slots:

@@ -4,7 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from policies.backtest import backtest
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings
+from policies.traces import read_csv
 from policies.workload import Workload
 from tracker.api import QarnotClient
 from tracker.emulator import Emulator
@@ -60,3 +65,26 @@ def test_a_tracked_pools_own_history_against_its_current_settings(tmp_path):
     assert out.returncode == 0, out.stderr
     results = {r["candidate"]: r for r in json.loads(out.stdout)["results"]}
     assert results["current"]["slot_hours"] > 2 * 2 * 0.9   # at least its two minimum slots for two hours
+
+
+def test_a_scaling_document_is_a_candidate_scored_with_its_weekly_periods(tmp_path):
+    # the trace's time 0 is Monday 00:00 UTC: a Fixed weekend policy first, the elastic default after it
+    document = {"policies": [
+        {"type": "Fixed", "name": "weekend", "slotsCount": 0, "enabledPeriods": [
+            {"type": "Weekly", "days": ["saturday", "sunday"], "startTimeUtc": "00:00:00", "endTimeUtc": "00:00:00"}]},
+        {"type": "ManagedTasksQueue", "name": "default", "minTotalSlots": 0, "maxTotalSlots": 60, "minIdleSlots": 1,
+         "minIdleTimeSeconds": 300, "scalingFactor": 0.2, "enabledPeriods": [{"type": "Always"}]}]}
+    path = tmp_path / "schedule.json"
+    path.write_text(json.dumps({"name": "a pool document", "scaling": document}))
+    out = cli("--trace", str(TRACES / "bursty.csv"), "--settings", str(path), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    results = {r["candidate"]: r for r in json.loads(out.stdout)["results"]}
+    expected = backtest(read_csv((TRACES / "bursty.csv").read_text()), Scaling.from_api(document))
+    assert results[str(path)]["slot_hours"] == pytest.approx(expected.slot_hours)
+    assert results[str(path)]["wait_max"] == pytest.approx(expected.wait_max)
+    from_thursday = backtest(read_csv((TRACES / "bursty.csv").read_text()), Scaling.from_api(document), epoch=0.0)
+    assert from_thursday.slot_hours != expected.slot_hours   # weekends fall elsewhere from 1970-01-01
+
+    path.write_text(json.dumps({"policies": [{"type": "Fixed", "name": "x", "slotsCount": -2, "enabledPeriods": []}]}))
+    out = cli("--trace", str(TRACES / "bursty.csv"), "--settings", str(path))
+    assert out.returncode == 2 and "policies[0].slotsCount" in out.stderr and out.stderr.count("\n") == 1

@@ -1,8 +1,10 @@
 """The emulator and the back-tester agree: a workload run through the emulator and recorded by the
-tracker, then replayed by the back-tester from that history, costs the same slot-hours within 2%."""
+tracker, then replayed by the back-tester from that history, costs the same billed slot-hours within 2%,
+under legacy elastic settings and under a weekly scaling schedule."""
 import pytest
 
 from policies.backtest import replay
+from policies.scaling import FixedPolicy, ManagedTasksQueuePolicy, Scaling, Weekly
 from policies.settings import ElasticSettings
 from policies.traces import history_to_trace
 from policies.workload import Workload
@@ -11,28 +13,34 @@ from tracker.emulator import Emulator
 from tracker.poll import poll_once, server_clock
 from tracker.store import Store
 
-START, HOURS, POLL = 1_800_000_000.0, 12, 30.0
+START, HOURS, POLL = 1_800_000_000.0, 12, 30.0   # Friday 2027-01-15 08:00 UTC
+# 4 slots fixed Friday 10:00-14:00 UTC, otherwise elastic: the switch happens inside the 12 hours
+FRIDAY_RUSH = Scaling((FixedPolicy("rush", 4, (Weekly(("friday",), 10 * 3600, 14 * 3600),)),
+                       ManagedTasksQueuePolicy("default", 0, 40, 1, 300, 0.2)))
 
 
 def true_slot_seconds(truth, pool, start, end):
-    total, ready, last = 0.0, 0, start
+    """Billed slot-seconds (ready + starting) from the emulator's ground truth."""
+    total, slots, last = 0.0, {"ready": 0, "starting": 0}, start
     for t in truth:
-        if t.pool == pool and t.kind == "ready" and t.at <= end:
-            total += ready * (max(t.at, start) - last) if t.at > start else 0.0
-            last, ready = max(t.at, start), t.new
-    return total + ready * (end - last)
+        if t.pool == pool and t.kind in slots and t.at <= end:
+            total += sum(slots.values()) * (max(t.at, start) - last) if t.at > start else 0.0
+            last, slots[t.kind] = max(t.at, start), t.new
+    return total + sum(slots.values()) * (end - last)
 
 
 @pytest.mark.parametrize("pattern,settings", [
     ("bursty", ElasticSettings(0, 40, 1, 300, 0.5, 90)),
-    ("steady", ElasticSettings(1, 30, 0, 120, 1.0, 60)),
+    ("steady", ElasticSettings(1, 30, 0, 120, 1.0, 120)),
     ("diurnal", ElasticSettings(0, 60, 2, 600, 0.25, 90)),
+    ("steady", FRIDAY_RUSH),
 ])
 def test_recorded_history_replays_to_the_same_slot_hours(tmp_path, pattern, settings):
     clock = [START]
     with Emulator.running(pools=0, token="t", clock=lambda: clock[0]) as emu:
-        pool = emu.cluster.create_pool(pattern, "docker-batch", settings, at=START,
+        pool = emu.cluster.create_pool(pattern, "docker-batch", ElasticSettings(0, 40, 0, 0, 1.0, 90), at=START,
                                        workload=Workload(pattern, 21, 2.0))
+        emu.cluster.set_settings(pool.uuid, settings)     # at START, before any work
         api, store = QarnotClient(emu.url, emu.token), Store(tmp_path / "h.duckdb")
         while clock[0] <= START + HOURS * 3600:
             assert poll_once(api, store, clock=server_clock(api)).ok
@@ -40,6 +48,10 @@ def test_recorded_history_replays_to_the_same_slot_hours(tmp_path, pattern, sett
         trace, start, end = history_to_trace(store.history(pool.uuid))
         store.close()
         truth = true_slot_seconds(emu.cluster.ground_truth, pool.uuid, start, end)
+        switches = [(t.at, t.old, t.new) for t in emu.cluster.ground_truth if t.kind == "policy"]
     replayed = replay(trace, settings, start=start, end=end).slot_seconds
     print(f"{pattern}: emulator {truth / 3600:.1f} slot-hours, back-test {replayed / 3600:.1f}")
     assert truth > 10 * 3600 and replayed == pytest.approx(truth, rel=0.02)
+    if isinstance(settings, Scaling):   # the emulator recorded activePolicyName changes at the boundaries
+        assert switches == [(START, "elastic", "default"), (START + 2 * 3600, "default", "rush"),
+                            (START + 6 * 3600, "rush", "default")]

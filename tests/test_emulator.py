@@ -14,7 +14,7 @@ DAY = 86400.0
 
 def test_pools_live_their_lifecycle_within_their_bounds():
     cluster = Cluster(lambda: 0.0)
-    settings = ElasticSettings(1, 6, 1, 120, 0.5, 60)
+    settings = ElasticSettings(1, 6, 1, 120, 0.5, 90)
     busy = cluster.create_pool("busy", "docker-batch", settings, at=0.0, workload=Workload("bursty", 1, 2.0),
                                close_at=DAY)
     failing = cluster.create_pool("failing", "docker-batch", settings, at=0.0, workload=Workload("steady", 2),
@@ -36,7 +36,7 @@ def test_pools_live_their_lifecycle_within_their_bounds():
 
 def test_execution_time_is_the_integral_of_running_cores():
     cluster = Cluster(lambda: 0.0)
-    pool = cluster.create_pool("p", "docker-batch-large", ElasticSettings(2, 2, 0, 0, 1.0, 60), at=0.0)
+    pool = cluster.create_pool("p", "docker-batch-large", ElasticSettings(2, 2, 0, 0, 1.0, 90), at=0.0)
     cluster.advance(pool, 3600.0)
     # two slots ready after the 60 s start-up delay, 16 cores each
     assert pool.execution_seconds() == pytest.approx(2 * 16 * (3600 - 60))
@@ -49,6 +49,9 @@ def test_invalid_elastic_settings_are_refused_with_a_message():
         doc["elasticProperty"]["rampResizeFactor"] = 1.5
         answer = httpx.put(f"{emu.url}/pools/{uuid}", json=doc, headers={"Authorization": "t"})
         assert answer.status_code == 400 and "resize_factor" in answer.json()["message"]
+        doc["elasticProperty"].update(rampResizeFactor=0.5, resizePeriod=30)    # Qarnot's minimum is 90 s
+        answer = httpx.put(f"{emu.url}/pools/{uuid}", json=doc, headers={"Authorization": "t"})
+        assert answer.status_code == 400 and "at least 90 seconds" in answer.json()["message"]
         unknown = httpx.get(f"{emu.url}/pools/nope", headers={"Authorization": "t"})
         assert unknown.status_code == 404 and unknown.json()["message"]
 

@@ -27,12 +27,12 @@ def test_setup_elastic_commit_is_seen_on_next_read(conn, emulator):
     pool = conn.create_pool("elastic", "docker-batch")
     pool.submit()
     pool.setup_elastic(minimum_total_slots=1, maximum_total_slots=7, minimum_idle_slots=1,
-                       minimum_idle_time_seconds=120, resize_factor=0.5, resize_period=60)
+                       minimum_idle_time_seconds=120, resize_factor=0.5, resize_period=120)
     pool.commit()
     fresh = conn.retrieve_pool(pool.uuid)
     assert (fresh.is_elastic, fresh.elastic_minimum_slots, fresh.elastic_maximum_slots) == (True, 1, 7)
     assert (fresh.elastic_minimum_idle_slots, fresh.elastic_minimum_idle_time) == (1, 120)
-    assert (fresh.elastic_resize_factor, fresh.elastic_resize_period) == (0.5, 60)
+    assert (fresh.elastic_resize_factor, fresh.elastic_resize_period) == (0.5, 120)
     assert emulator.cluster.pools[pool.uuid].model.settings.max_total_slots == 7
 
 
@@ -58,7 +58,7 @@ def test_bad_token_is_unauthorized(emulator):
 
 def test_tasks_submitted_into_a_pool_drive_its_slots(conn, emulator):
     pool = conn.create_pool("workers", "docker-batch")
-    pool.setup_elastic(minimum_total_slots=0, maximum_total_slots=4, resize_period=30)
+    pool.setup_elastic(minimum_total_slots=0, maximum_total_slots=4, resize_period=90)
     pool.submit()
     task = conn.create_task("job", pool, 3)
     task.constants["EMULATOR_DURATION_SECONDS"] = "3600"

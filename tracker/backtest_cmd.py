@@ -1,5 +1,9 @@
 """`pool-tracker backtest`: load a demand trace, replay it under baselines and candidate settings, print
-the scores side by side, and optionally plot demand against supply."""
+the scores side by side, and optionally plot demand against supply.
+
+A candidate is elastic knobs (`--settings max=20,factor=0.5`) or a scaling document in a JSON file
+(`--settings schedule.json`: the API's `scaling` object, or a pool document carrying one), replayed with
+its weekly periods."""
 from __future__ import annotations
 
 import json
@@ -9,7 +13,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from policies.backtest import Replay, baselines, replay, score
-from policies.settings import SDK_DEFAULTS, ElasticSettings, InvalidSettings
+from policies.model import Sizing
+from policies.scaling import Scaling
+from policies.settings import MIN_RESIZE_PERIOD, SDK_DEFAULTS, ElasticSettings, InvalidSettings
 from policies.traces import Trace, TraceError, history_to_trace, read_csv, read_swf
 from tracker.sql import as_frame, run_query
 
@@ -20,9 +26,27 @@ ALIASES = {"min": "min_total_slots", "max": "max_total_slots", "min_idle": "min_
 KNOBS = tuple(SDK_DEFAULTS)   # our names of the six elastic knobs
 
 
-def parse_settings(text: str) -> ElasticSettings:
+def read_scaling(path: str) -> Scaling:
+    """A JSON file holding a `scaling` object, or a pool document with one."""
+    try:
+        body = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise InvalidSettings(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InvalidSettings(f"{path} is not JSON: {exc}") from None
+    if isinstance(body, dict) and isinstance(body.get("scaling"), dict):
+        body = body["scaling"]
+    try:
+        return Scaling.from_api(body)
+    except InvalidSettings as exc:
+        raise InvalidSettings(f"{path}: {exc}") from None
+
+
+def parse_settings(text: str) -> Sizing:
     """`max_total_slots=20,resize_factor=0.5` (or short names: min, max, min_idle, idle_time, factor,
-    period) over the SDK's defaults."""
+    period) over the SDK's defaults; or a path ending in .json to a scaling document."""
+    if text.strip().lower().endswith(".json"):
+        return read_scaling(text.strip())
     values = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, raw = part.partition("=")
@@ -61,10 +85,12 @@ def load_trace(path: str | None, pool: str | None, db: str, url: str | None, adm
     current = None
     if not pd.isna(last["max_total_slots"]):
         current = ElasticSettings(**{k: (float if k == "resize_factor" else int)(last[k]) for k in KNOBS})
+        # Qarnot refuses periods under 90 s; older histories (and older emulators) may hold some
+        current = current.with_(resize_period=max(current.resize_period, MIN_RESIZE_PERIOD))
     return trace, start, end, current, f"pool {pool}"
 
 
-def compare(trace: Trace, candidates: dict[str, ElasticSettings], *, start=None, end=None,
+def compare(trace: Trace, candidates: dict[str, Sizing], *, start=None, end=None,
             startup_delay: float = 60.0, slo: float = 300.0, cores_per_slot: int | None = None,
             progress: bool = False, timelines: bool = False) -> tuple[pd.DataFrame, dict[str, Replay]]:
     runs, rows = {}, []

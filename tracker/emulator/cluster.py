@@ -1,11 +1,13 @@
 """The simulated Qarnot cluster behind the emulator: pools, their lifecycle, and the ground truth.
 
-Each pool runs the shared elastic model (`policies.model.PoolModel`) under a seeded workload, in
-simulated time (`SimClock`: real time multiplied by `speed`). Pools advance lazily when they are read,
+Each pool runs the shared pool model (`policies.model.PoolModel`) under a seeded workload, in
+simulated time (`SimClock`: real time multiplied by `speed`); model times are epoch seconds, so weekly
+scaling periods switch on the simulated calendar. Pools advance lazily when they are read,
 which gives the same history as advancing them eagerly because the model is deterministic.
 
 Every real change (state, ready/starting slots, busy and queued instances) lands in `ground_truth`, so
-tests can compare what a tracker recorded with what really happened. `executionTime` is the integral of
+tests can compare what a tracker recorded with what really happened; a change of the active scaling
+policy lands there as kind "policy" (old and new `activePolicyName`). `executionTime` is the integral of
 `runningCoreCount` over time (ready slots x cores per slot), exact at any instant via `execution_seconds`.
 """
 from __future__ import annotations
@@ -18,7 +20,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from policies.model import PoolModel
+from policies.model import ModelConstants, PoolModel
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings, InvalidSettings
 from policies.workload import HOUR, PATTERNS, Workload
 
@@ -44,7 +47,7 @@ class Truth:
     """One real change: state transitions use `old`/`new` state names, counts use integers."""
     at: float
     pool: str
-    kind: str          # "state" | "ready" | "starting" | "busy" | "queued" | "deleted"
+    kind: str          # "state" | "ready" | "starting" | "busy" | "queued" | "policy" | "deleted"
     old: object
     new: object
 
@@ -78,7 +81,7 @@ class EmulatedPool:
         return PROFILES.get(self.profile, 4)
 
     def execution_seconds(self) -> float:
-        return self.model.slot_seconds * self.cores_per_slot
+        return self.model.ready_seconds * self.cores_per_slot
 
 
 class Cluster:
@@ -88,6 +91,7 @@ class Cluster:
                  truth_limit: int = 2_000_000) -> None:
         self.clock = clock
         self.startup_delay = startup_delay
+        self.constants = ModelConstants(startup_delay=startup_delay)
         self.pools: dict[str, EmulatedPool] = {}
         self.tasks: dict[str, dict] = {}
         self.ground_truth: deque[Truth] = deque(maxlen=truth_limit)
@@ -101,11 +105,12 @@ class Cluster:
         with self.lock:
             created = self.clock() if at is None else at
             pool_id = uuid or str(uuidlib.uuid4())
-            model = PoolModel(settings, created, self.startup_delay, waits=[] if record_waits else None)
+            model = PoolModel(settings, created, self.constants, waits=[] if record_waits else None)
             pool = EmulatedPool(pool_id, name, profile, settings, created, model, workload, list(tags),
                                 dict(labels or {}), shortname, transition_time=created, last_modified=created,
                                 fail_at=fail_at, close_at=close_at, fed_until=created, extra=dict(extra or {}))
             model.on_change = lambda t, kind, old, new: self._on_model_change(pool, t, kind, old, new)
+            model.on_policy = lambda t, old, new: self.ground_truth.append(Truth(t, pool.uuid, "policy", old, new))
             self.pools[pool_id] = pool
             self.ground_truth.append(Truth(created, pool_id, "state", None, "Submitted"))
             return pool
@@ -123,7 +128,7 @@ class Cluster:
                 settings = ElasticSettings(
                     min_total_slots=rng.choice((0, 0, 1, 2)), max_total_slots=rng.choice((10, 20, 40, 80)),
                     min_idle_slots=rng.choice((0, 0, 1, 4)), min_idle_time_seconds=rng.choice((0, 60, 300, 900)),
-                    resize_factor=rng.choice((0.25, 0.5, 1.0)), resize_period=rng.choice((30, 90, 90, 300)))
+                    resize_factor=rng.choice((0.25, 0.5, 1.0)), resize_period=rng.choice((90, 90, 120, 300)))
             self.create_pool(
                 f"{pattern}-{i:05d}", profile, settings, at=start - rng.uniform(0, 120),
                 workload=Workload(pattern, seed * 100_003 + i, rng.choice((0.5, 1.0, 2.0))),
@@ -176,13 +181,17 @@ class Cluster:
             return list(self.pools.values())
 
     # -- commands from the API --------------------------------------------------------------------
-    def set_settings(self, pool_id: str, settings: ElasticSettings) -> None:
+    def set_settings(self, pool_id: str, settings: ElasticSettings | Scaling) -> None:
+        """Legacy elastic settings or a scaling document; `pool.settings` keeps the last elastic ones."""
         with self.lock:
             pool = self.pool(pool_id)
-            settings.validated()
+            if isinstance(settings, ElasticSettings):
+                settings.validated()
             now = self.clock()
             pool.model.set_settings(now, settings)
-            pool.settings, pool.last_modified = settings, now
+            pool.last_modified = now
+            if isinstance(settings, ElasticSettings):
+                pool.settings = settings
 
     def submit_task(self, pool_id: str, instances: int, duration: float) -> None:
         with self.lock:
