@@ -15,6 +15,7 @@ then disappears ("deleted" in the ground truth).
 """
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -84,6 +85,7 @@ class EmulatedPool:
     scheduling_type: str = "Flex"
     delete_at: float | None = None
     nodes: NodeMeter | None = None
+    order: int = 0          # creation sequence number: the listing order and the page tokens' key
 
     def __post_init__(self) -> None:
         if self.nodes is None:
@@ -122,6 +124,7 @@ class Cluster:
         self.clock = clock
         self.startup_delay = startup_delay
         self.delete_delay = delete_delay
+        self._created = itertools.count()
         self.pools: dict[str, EmulatedPool] = {}
         self.tasks: dict[str, dict] = {}
         self.ground_truth: deque[Truth] = deque(maxlen=truth_limit)
@@ -140,7 +143,8 @@ class Cluster:
             pool = EmulatedPool(pool_id, name, profile, settings, created, model, workload, list(tags),
                                 dict(labels or {}), shortname, transition_time=created, last_modified=created,
                                 fail_at=fail_at, close_at=close_at, fed_until=created, extra=dict(extra or {}),
-                                slots_per_node=slots_per_node, scheduling_type=scheduling_type)
+                                slots_per_node=slots_per_node, scheduling_type=scheduling_type,
+                                order=next(self._created))
             model.on_change = lambda t, kind, old, new: self._on_model_change(pool, t, kind, old, new)
             self.pools[pool_id] = pool
             self.ground_truth.append(Truth(created, pool_id, "state", None, "Submitted"))
