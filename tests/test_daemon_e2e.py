@@ -104,7 +104,7 @@ def assert_matches_emulator(daemon, emu):
     daemon.wait_for(lambda: daemon.polls() >= frozen_at + 2, "two polls after freezing time")
     rows = daemon.sql("SELECT pool_uuid, state, running_instances, running_cores, queued_or_running FROM pool_current")
     tracked = {r[0]: tuple(r[1:]) for r in rows}
-    truth = {p.uuid: (p.state, p.model.ready, p.model.ready * p.cores_per_slot, p.model.busy + p.model.queued)
+    truth = {p.uuid: (p.state, p.running_instances, p.running_cores, p.model.busy + p.model.queued)
              for p in emu.cluster.all_pools()}
     assert tracked == truth
     dupes = daemon.sql("""SELECT count(*) FROM (SELECT pool_uuid, state_to, lag(state_to) OVER

@@ -70,10 +70,10 @@ def test_recorded_transitions_match_ground_truth(tracked):
 
 def test_core_seconds_per_pool_per_hour_within_one_percent(tracked):
     emu, path, start, end, _, _ = tracked
-    ready_changes = defaultdict(list)
+    core_changes = defaultdict(list)   # running cores: nodes x cores per node
     for t in emu.cluster.ground_truth:
-        if t.kind == "ready":
-            ready_changes[t.pool].append((t.at, t.new))
+        if t.kind == "cores":
+            core_changes[t.pool].append((t.at, t.new))
     store = Store(path, read_only=True)
     hourly = store.frame("SELECT * FROM core_seconds_hourly")
     checked = 0
@@ -81,16 +81,15 @@ def test_core_seconds_per_pool_per_hour_within_one_percent(tracked):
         h0 = row.hour.replace(tzinfo=timezone.utc).timestamp()
         if not (start + 3600 <= h0 and h0 + 3600 <= end):
             continue  # only hours the polls fully cover
-        cores = emu.cluster.pools[row.pool_uuid].cores_per_slot
-        truth, ready, last = 0.0, 0, h0
-        for at, new in ready_changes[row.pool_uuid]:
+        truth, cores, last = 0.0, 0, h0
+        for at, new in core_changes[row.pool_uuid]:
             if at >= h0 + 3600:
                 break
             if at > h0:
-                truth += ready * (at - last) * cores
+                truth += cores * (at - last)
                 last = at
-            ready = new
-        truth += ready * (h0 + 3600 - last) * cores
+            cores = new
+        truth += cores * (h0 + 3600 - last)
         if truth > 0:
             assert row.core_seconds == pytest.approx(truth, rel=0.01), row
             checked += 1

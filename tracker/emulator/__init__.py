@@ -33,10 +33,11 @@ class Emulator:
 
     def __init__(self, *, pools: int = 20, seed: int = 0, speed: float = 1.0, token: str = "emulator-token",
                  host: str = "127.0.0.1", port: int = 0, faults: Faults | None = None,
-                 startup_delay: float = 60.0, clock: Callable[[], float] | None = None) -> None:
+                 startup_delay: float = 60.0, delete_delay: float = 60.0,
+                 clock: Callable[[], float] | None = None) -> None:
         self.token = token
         self.clock = clock or SimClock(speed)
-        self.cluster = Cluster(self.clock, startup_delay=startup_delay)
+        self.cluster = Cluster(self.clock, startup_delay=startup_delay, delete_delay=delete_delay)
         self.cluster.populate(pools, seed, self.clock())
         self.faults = FaultPlan(faults)
         self._server = ThreadedServer(build_app(self.cluster, token, self.faults), host, port, date_header=False)

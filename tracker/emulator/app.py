@@ -5,7 +5,6 @@ Endpoints are `async` so they all run on the server's one event loop, one reques
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid as uuidlib
 from email.utils import formatdate
 
@@ -16,11 +15,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from policies.settings import ElasticSettings, InvalidSettings
-from tracker.emulator.cluster import Cluster, parse_settings
+from tracker.emulator.cluster import NOT_RUNNING, SCHEDULING_TYPES, Cluster, parse_settings
 from tracker.emulator.documents import api_time, pool_document
 from tracker.emulator.faults import FaultPlan, Faults
+from tracker.emulator.filters import compile_filter
+from tracker.emulator.pages import page
 
 MAX_PAGE = 1000
+INTERPRETED = ("name", "profile", "tags", "labels", "shortname", "elasticProperty", "instanceCount",
+               "multiSlotsSettings", "schedulingType")
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
@@ -31,32 +34,30 @@ def error(status: int, message: str) -> Response:
     return json_response({"message": message}, status)
 
 
-def encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"pools:{offset}".encode()).decode()
+class NotRunning(Exception):
+    """An operation (commit, close) on a pool that is closing, closed, failed or being deleted: 403."""
 
 
-def decode_token(token: str | None) -> int:
-    if token is None:
-        return 0
-    try:
-        kind, offset = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        assert kind == "pools"
-        return int(offset)
-    except Exception:
-        raise ValueError("invalid pagination token") from None
+def refuse_unless_running(pool, action: str) -> None:
+    if pool.state in NOT_RUNNING:
+        raise NotRunning(f"Cannot {action} pool {pool.uuid}: the pool is not running (state {pool.state})")
 
 
-def matches(pool, node: dict | None) -> bool:
-    """The API's filter tree (Equal / NotEqual / In / And / Or on Tags, Name, State, Profile)."""
-    if not node:
-        return True
-    op = node.get("operator")
-    if op in ("And", "Or"):
-        results = (matches(pool, child) for child in node.get("filters") or ())
-        return all(results) if op == "And" else any(results)
-    values = {"Tags": pool.tags, "Name": [pool.name], "State": [pool.state], "Profile": [pool.profile]}
-    present = node.get("value") in values.get(node.get("field"), ())
-    return {"Equal": present, "In": present, "NotEqual": not present}.get(op, False)
+def scheduling_type(body: dict) -> str:
+    wanted = body.get("schedulingType") or "Flex"
+    known = next((t for t in SCHEDULING_TYPES if t.lower() == str(wanted).lower()), None)
+    if known is None:
+        raise ValueError(f"unknown schedulingType {wanted!r}; expected one of {', '.join(SCHEDULING_TYPES)}")
+    return known
+
+
+def slots_per_node(body: dict) -> int:
+    value = (body.get("multiSlotsSettings") or {}).get("slotsPerNode")
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"multiSlotsSettings.slotsPerNode must be a positive integer, got {value!r}")
+    return value
 
 
 def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
@@ -76,15 +77,16 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
 
     async def create_pool(request):
         body = await body_of(request)
-        count = int(body.get("instanceCount") or 1)
-        static = ElasticSettings(count, count, 0, 0, 1.0, 90, is_elastic=False)
+        per_node, scheduling = slots_per_node(body), scheduling_type(body)
+        slots = int(body.get("instanceCount") or 1) * per_node   # a static pool's instances are nodes
+        static = ElasticSettings(slots, slots, 0, 0, 1.0, 90, is_elastic=False)
         elastic = body.get("elasticProperty") or {}
         chosen = parse_settings(elastic, static) if elastic.get("isElastic") else static
-        extra = {k: v for k, v in body.items() if k not in ("name", "profile", "tags", "labels", "shortname",
-                                                           "elasticProperty", "instanceCount")}
+        extra = {k: v for k, v in body.items() if k not in INTERPRETED}   # e.g. `scaling`, kept verbatim
         pool = cluster.create_pool(body.get("name") or "pool", body.get("profile") or "docker-batch", chosen,
                                    tags=body.get("tags") or [], labels=body.get("labels") or {},
-                                   shortname=body.get("shortname"), extra=extra)
+                                   shortname=body.get("shortname"), extra=extra, slots_per_node=per_node,
+                                   scheduling_type=scheduling)
         return json_response({"uuid": pool.uuid})
 
     async def paginate(request):
@@ -92,14 +94,13 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         limit = min(int(body.get("maximumResults") or 50), MAX_PAGE)
         if limit < 1:
             return error(400, "maximumResults must be at least 1")
-        offset = decode_token(body.get("token"))
+        wanted = compile_filter(body.get("filter"))   # UnsupportedFilter (a ValueError): 400 naming it
         now = cluster.clock()
         with cluster.lock:
-            pools = [p for p in cluster.all_pools(now) if matches(p, body.get("filter"))]
-            page = [pool_document(p, now) for p in pools[offset:offset + limit]]
-        more = offset + limit < len(pools)
-        return json_response({"data": page, "token": body.get("token"),
-                              "nextToken": encode_token(offset + limit) if more else None, "isTruncated": more})
+            chosen, next_token = page([p for p in cluster.all_pools(now) if wanted(p)], body.get("token"), limit)
+            data = [pool_document(p, now) for p in chosen]
+        return json_response({"data": data, "token": body.get("token"), "nextToken": next_token,
+                              "isTruncated": next_token is not None})
 
     def find(request):
         pool = cluster.pool(request.path_params["uuid"])
@@ -115,11 +116,18 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
             cluster.delete_pool(pool.uuid)
             return Response(status_code=200)
         body = await body_of(request)  # PUT: the SDK's commit(), whole document
-        cluster.set_settings(pool.uuid, parse_settings(body.get("elasticProperty"), pool.settings))
+        refuse_unless_running(pool, "update")
+        settings = parse_settings(body.get("elasticProperty"), pool.settings)
+        if settings.is_elastic:   # a static pool's size (instanceCount) cannot change after submission
+            cluster.set_settings(pool.uuid, settings)
+        if "scaling" in body:   # stored and served back verbatim; not interpreted yet
+            pool.extra["scaling"] = body["scaling"]
         return Response(status_code=200)
 
     async def close_pool(request):
-        cluster.close_pool(find(request).uuid)
+        pool = find(request)
+        refuse_unless_running(pool, "close")
+        cluster.close_pool(pool.uuid)
         return Response(status_code=200)
 
     async def submit_task(request):
@@ -173,6 +181,7 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
     app = Starlette(routes=routes, exception_handlers={
         LookupError: lambda request, exc: error(404, str(exc).strip("'")),
         ValueError: lambda request, exc: error(400, str(exc)),
+        NotRunning: lambda request, exc: error(403, str(exc)),
         InvalidSettings: lambda request, exc: error(400, f"invalid elasticProperty: {exc}"),
     })
     return FaultyAuthApp(app, token, faults, cluster.clock)

@@ -7,11 +7,16 @@ which gives the same history as advancing them eagerly because the model is dete
 
 Every real change (state, ready/starting slots, busy and queued instances) lands in `ground_truth`, so
 tests can compare what a tracker recorded with what really happened; a change of the active scaling
-policy lands there as kind "policy" (old and new `activePolicyName`). `executionTime` is the integral of
-`runningCoreCount` over time (ready slots x cores per slot), exact at any instant via `execution_seconds`.
+policy lands there as kind "policy" (old and new `activePolicyName`). The model counts slots; a pool's
+nodes (running instances) are `ceil(ready slots / slotsPerNode)` (see `tracker.emulator.nodes`), and
+every change of running cores (nodes x cores per node) lands in the ground truth as "cores".
+
+Deleting a pool drains it into `PendingDelete`; it stays listed for `delete_delay` simulated seconds,
+then disappears ("deleted" in the ground truth).
 """
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -24,8 +29,11 @@ from policies.model import ModelConstants, PoolModel
 from policies.scaling import Scaling
 from policies.settings import ElasticSettings, InvalidSettings
 from policies.workload import HOUR, PATTERNS, Workload
+from tracker.emulator.nodes import NodeMeter
 
-PROFILES = {"docker-batch": 4, "docker-batch-large": 16, "docker-nvidia": 8}  # profile -> cores per slot
+PROFILES = {"docker-batch": 4, "docker-batch-large": 16, "docker-nvidia": 8}  # profile -> cores per node
+SCHEDULING_TYPES = ("Flex", "OnDemand", "Reserved")                           # as the SDK spells them
+NOT_RUNNING = ("Closing", "Closed", "Failure", "PendingDelete")              # refuse commits and closes
 DISPATCH_STEPS = (("PartiallyDispatched", 5.0), ("FullyDispatched", 15.0))    # state, seconds after creation
 
 
@@ -47,7 +55,7 @@ class Truth:
     """One real change: state transitions use `old`/`new` state names, counts use integers."""
     at: float
     pool: str
-    kind: str          # "state" | "ready" | "starting" | "busy" | "queued" | "policy" | "deleted"
+    kind: str          # "state" | "ready" | "starting" | "busy" | "queued" | "cores" | "policy" | "deleted"
     old: object
     new: object
 
@@ -75,23 +83,51 @@ class EmulatedPool:
     close_at: float | None = None
     fed_until: float = 0.0
     extra: dict = field(default_factory=dict)   # document fields the emulator stores but does not interpret
+    slots_per_node: int = 1
+    scheduling_type: str = "Flex"
+    delete_at: float | None = None
+    nodes: NodeMeter | None = None
+    order: int = 0          # creation sequence number: the listing order and the page tokens' key
+
+    def __post_init__(self) -> None:
+        if self.nodes is None:
+            self.nodes = NodeMeter(self.slots_per_node, self.cores_per_node, self.created)
+
+    @property
+    def cores_per_node(self) -> int:
+        return PROFILES.get(self.profile, 4)
 
     @property
     def cores_per_slot(self) -> int:
-        return PROFILES.get(self.profile, 4)
+        return max(1, self.cores_per_node // self.slots_per_node)
+
+    @property
+    def running_instances(self) -> int:
+        return self.nodes.count
+
+    @property
+    def running_cores(self) -> int:
+        return self.nodes.count * self.cores_per_node
+
+    @property
+    def slot_capacity(self) -> int:
+        """`totalSlotCapacity`: the slots of a static pool, the maximum slots of an elastic one."""
+        return self.settings.max_total_slots
 
     def execution_seconds(self) -> float:
-        return self.model.ready_seconds * self.cores_per_slot
+        return self.nodes.core_seconds(self.model.now)
 
 
 class Cluster:
     """All pools and tasks of one emulated account; thread-safe (one lock around every operation)."""
 
     def __init__(self, clock: Callable[[], float], *, startup_delay: float = 60.0,
-                 truth_limit: int = 2_000_000) -> None:
+                 truth_limit: int = 2_000_000, delete_delay: float = 60.0) -> None:
         self.clock = clock
         self.startup_delay = startup_delay
         self.constants = ModelConstants(startup_delay=startup_delay)
+        self.delete_delay = delete_delay
+        self._created = itertools.count()
         self.pools: dict[str, EmulatedPool] = {}
         self.tasks: dict[str, dict] = {}
         self.ground_truth: deque[Truth] = deque(maxlen=truth_limit)
@@ -101,14 +137,17 @@ class Cluster:
     def create_pool(self, name: str, profile: str, settings: ElasticSettings, *, at: float | None = None,
                     workload: Workload | None = None, tags=(), labels=None, shortname=None,
                     fail_at: float | None = None, close_at: float | None = None, extra=None,
-                    uuid: str | None = None, record_waits: bool = False) -> EmulatedPool:
+                    uuid: str | None = None, record_waits: bool = False, slots_per_node: int = 1,
+                    scheduling_type: str = "Flex") -> EmulatedPool:
         with self.lock:
             created = self.clock() if at is None else at
             pool_id = uuid or str(uuidlib.uuid4())
             model = PoolModel(settings, created, self.constants, waits=[] if record_waits else None)
             pool = EmulatedPool(pool_id, name, profile, settings, created, model, workload, list(tags),
                                 dict(labels or {}), shortname, transition_time=created, last_modified=created,
-                                fail_at=fail_at, close_at=close_at, fed_until=created, extra=dict(extra or {}))
+                                fail_at=fail_at, close_at=close_at, fed_until=created, extra=dict(extra or {}),
+                                slots_per_node=slots_per_node, scheduling_type=scheduling_type,
+                                order=next(self._created))
             model.on_change = lambda t, kind, old, new: self._on_model_change(pool, t, kind, old, new)
             model.on_policy = lambda t, old, new: self.ground_truth.append(Truth(t, pool.uuid, "policy", old, new))
             self.pools[pool_id] = pool
@@ -116,8 +155,12 @@ class Cluster:
             return pool
 
     def populate(self, count: int, seed: int, start: float) -> None:
-        """A varied demo cluster: every workload pattern, static and elastic pools, a few failures."""
-        rng = random.Random(seed)
+        """A varied demo cluster: every workload pattern, static and elastic pools, a few failures.
+
+        Every 8th pool (from the 6th) is static and every 4th (from the 3rd) multi-slot, so even a small
+        cluster has each kind; their shape comes from a second generator so the rest stays as it was.
+        """
+        rng, shape = random.Random(seed), random.Random(seed * 7919 + 17)
         for i in range(count):
             pattern = PATTERNS[i % len(PATTERNS)]
             profile = rng.choice(list(PROFILES))
@@ -129,6 +172,13 @@ class Cluster:
                     min_total_slots=rng.choice((0, 0, 1, 2)), max_total_slots=rng.choice((10, 20, 40, 80)),
                     min_idle_slots=rng.choice((0, 0, 1, 4)), min_idle_time_seconds=rng.choice((0, 60, 300, 900)),
                     resize_factor=rng.choice((0.25, 0.5, 1.0)), resize_period=rng.choice((90, 90, 120, 300)))
+            slots_per_node = shape.choice((2, 4)) if i % 4 == 2 else 1
+            if i % 8 == 5 and settings.is_elastic:
+                size = shape.randint(1, 8)
+                settings = ElasticSettings(size, size, 0, 0, 1.0, 90, is_elastic=False)
+            if not settings.is_elastic:   # a static pool's size is in nodes; the model counts slots
+                slots = settings.max_total_slots * slots_per_node
+                settings = ElasticSettings(slots, slots, 0, 0, 1.0, 90, is_elastic=False)
             self.create_pool(
                 f"{pattern}-{i:05d}", profile, settings, at=start - rng.uniform(0, 120),
                 workload=Workload(pattern, seed * 100_003 + i, rng.choice((0.5, 1.0, 2.0))),
@@ -136,7 +186,8 @@ class Cluster:
                 labels={"env": rng.choice(("prod", "dev")), "pattern": pattern},
                 fail_at=start + rng.uniform(600, 2 * 86400) if rng.random() < 0.03 else None,
                 close_at=start + rng.uniform(3600, 7 * 86400) if rng.random() < 0.05 else None,
-                uuid=str(uuidlib.UUID(int=rng.getrandbits(128), version=4)))
+                uuid=str(uuidlib.UUID(int=rng.getrandbits(128), version=4)), slots_per_node=slots_per_node,
+                scheduling_type=shape.choice(("Flex", "Flex", "Flex", "OnDemand", "Reserved")))
 
     # -- time -------------------------------------------------------------------------------------
     def advance(self, pool: EmulatedPool, now: float) -> None:
@@ -168,14 +219,20 @@ class Cluster:
 
     def pool(self, pool_id: str, now: float | None = None) -> EmulatedPool | None:
         with self.lock:
+            now = self.clock() if now is None else now
             pool = self.pools.get(pool_id)
+            if pool is not None and pool.delete_at is not None and pool.delete_at <= now:
+                self._forget(pool)
+                return None
             if pool is not None:
-                self.advance(pool, self.clock() if now is None else now)
+                self.advance(pool, now)
             return pool
 
     def all_pools(self, now: float | None = None) -> list[EmulatedPool]:
         with self.lock:
             now = self.clock() if now is None else now
+            for pool in [p for p in self.pools.values() if p.delete_at is not None and p.delete_at <= now]:
+                self._forget(pool)
             for pool in self.pools.values():
                 self.advance(pool, now)
             return list(self.pools.values())
@@ -203,21 +260,38 @@ class Cluster:
         with self.lock:
             pool = self.pools[pool_id]
             at = self.clock() if at is None else at
-            if pool.state in ("Closing", "Closed", "Failure"):
+            if pool.state in NOT_RUNNING:
                 return
             pool.model.drain(at)
             self._transition(pool, "Closing", at)
             self._maybe_closed(pool, at)
 
     def delete_pool(self, pool_id: str) -> None:
+        """Close (if running) and mark for deletion: `PendingDelete` now, gone `delete_delay` seconds later."""
         with self.lock:
-            pool = self.pools.pop(pool_id)
-            self.ground_truth.append(Truth(self.clock(), pool.uuid, "deleted", pool.state, None))
+            pool = self.pool(pool_id)
+            if pool is None or pool.state == "PendingDelete":
+                return
+            at = self.clock()
+            pool.model.drain(at)
+            pool.close_at = pool.fail_at = None
+            self._transition(pool, "PendingDelete", at)
+            pool.end_date = pool.end_date or at
+            pool.delete_at = at + self.delete_delay
+
+    def _forget(self, pool: EmulatedPool) -> None:
+        pool.model.advance(pool.delete_at)
+        del self.pools[pool.uuid]
+        self.ground_truth.append(Truth(pool.delete_at, pool.uuid, "deleted", pool.state, None))
 
     # -- lifecycle --------------------------------------------------------------------------------
     def _on_model_change(self, pool: EmulatedPool, at: float, kind: str, old: int, new: int) -> None:
         self.ground_truth.append(Truth(at, pool.uuid, kind, old, new))
-        if kind not in ("ready", "starting") or pool.state in ("Failure", "Closed"):
+        if kind == "ready":
+            cores = pool.nodes.set_slots(at, new)
+            if cores is not None:
+                self.ground_truth.append(Truth(at, pool.uuid, "cores", *cores))
+        if kind not in ("ready", "starting") or pool.state in ("Failure", "Closed", "PendingDelete"):
             return
         if pool.model.draining:
             self._maybe_closed(pool, at)
@@ -230,7 +304,7 @@ class Cluster:
             pool.end_date = at
 
     def _fail(self, pool: EmulatedPool, at: float) -> None:
-        if pool.state in ("Closing", "Closed", "Failure"):
+        if pool.state in NOT_RUNNING:
             return
         pool.errors = [{"code": "POOL_INSTANCE_FAILURE",
                         "message": "Pool instance failed: the node stopped responding",

@@ -1,4 +1,12 @@
-"""Pool and task documents exactly as the Qarnot API spells them (field names, dates, timespans)."""
+"""Pool and task documents exactly as the Qarnot API spells them (field names, dates, timespans).
+
+Sizes, as the API reports them (the model counts slots; `tracker.emulator.nodes` maps them to nodes):
+- `runningInstanceCount`: running nodes; `instanceCount`: nodes running or starting;
+  `runningCoreCount`: running nodes x cores per node;
+- `totalSlotCapacity`: the slots of a static pool, the maximum slots of an elastic one;
+- `poolUsage`: task instances running (one per slot) / `totalSlotCapacity`;
+- `executionTime` and `status.executionTimeSec`: core-seconds of the running nodes so far.
+"""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -7,6 +15,12 @@ from tracker.emulator.cluster import EmulatedPool
 from tracker.parse import format_timespan
 
 INSTANCE_INFO_LIMIT = 8  # per-instance status entries listed per pool, to keep documents small
+CPU_MODELS = {  # profile -> (cpu model, GHz, memory MB per node)
+    "docker-batch": ("AMD EPYC 7763", 2.45, 16_384),
+    "docker-batch-large": ("AMD EPYC 9654", 2.4, 65_536),
+    "docker-nvidia": ("Intel Xeon Gold 6338", 2.0, 32_768),
+}
+BUSY_CPU, IDLE_CPU = 97.5, 1.5  # percent CPU of a busy and of an idle slot
 
 
 def api_time(seconds: float | None) -> str | None:
@@ -16,14 +30,8 @@ def api_time(seconds: float | None) -> str | None:
 
 
 def pool_document(pool: EmulatedPool, now: float) -> dict:
-    model, cores = pool.model, pool.cores_per_slot
-    ready, busy = model.ready, model.busy
-    usage = busy / ready if ready else 0.0
-    instances = [
-        {"instanceId": i, "phase": "execution" if i < busy else "idle", "cpuUsage": 97.5 if i < busy else 1.5,
-         "memoryUsage": 0.4 if i < busy else 0.05, "executionTimeSec": 0, "cpuModel": "AMD EPYC 7763",
-         "coreCount": cores}
-        for i in range(min(ready, INSTANCE_INFO_LIMIT))]
+    model, nodes = pool.model, pool.nodes
+    capacity = pool.slot_capacity
     doc = {
         "uuid": pool.uuid,
         "name": pool.name,
@@ -35,13 +43,14 @@ def pool_document(pool: EmulatedPool, now: float) -> dict:
         "constants": [],
         "constraints": [],
         "hardwareConstraints": [],
-        "schedulingType": "Flex",
-        "instanceCount": ready + model.starting,
-        "runningCoreCount": ready * cores,
-        "runningInstanceCount": ready,
-        "totalSlotCapacity": pool.settings.max_total_slots,
-        "poolUsage": round(usage, 4),
-        "queuedOrRunningTaskInstancesCount": busy + model.queued,
+        "schedulingType": pool.scheduling_type,
+        "multiSlotsSettings": {"slotsPerNode": pool.slots_per_node},
+        "instanceCount": nodes.nodes_for(model.ready + model.starting),
+        "runningCoreCount": pool.running_cores,
+        "runningInstanceCount": pool.running_instances,
+        "totalSlotCapacity": capacity,
+        "poolUsage": round(model.busy / capacity, 4) if capacity else 0.0,
+        "queuedOrRunningTaskInstancesCount": model.busy + model.queued,
         "state": pool.state,
         "previousState": pool.previous_state,
         "stateTransitionTime": api_time(pool.transition_time),
@@ -55,17 +64,68 @@ def pool_document(pool: EmulatedPool, now: float) -> dict:
         "autoDeleteOnCompletion": False,
         "completionTimeToLive": "00:00:00",
         "taskDefaultWaitForPoolResourcesSynchronization": False,
-        "status": {
-            "executionTimeSec": round(pool.execution_seconds()),
-            "wallTimeSec": round(max(0.0, now - pool.created)),
-            "runningInstancesInfo": {
-                "perRunningInstanceInfo": instances,
-                "averageCpuUsage": round(usage * 97.5 + (1 - usage) * 1.5, 2) if ready else 0.0,
-                "runningCoreCountByCpuModel": [{"model": "AMD EPYC 7763", "core": ready * cores}] if ready else [],
-                "timestamp": api_time(now),
-            },
-        },
+        "status": pool_status(pool, now),
     }
     for key, value in pool.extra.items():
         doc.setdefault(key, value)
     return doc
+
+
+def pool_status(pool: EmulatedPool, now: float) -> dict:
+    """The `status` object: timings, per-CPU-model totals and what each running node is doing."""
+    model, cores = pool.model, pool.cores_per_node
+    cpu, ghz, memory_mb = CPU_MODELS.get(pool.profile, CPU_MODELS["docker-batch"])
+    executed, wall = pool.execution_seconds(), max(0.0, now - pool.created)
+    per_node = [node_info(pool, i, started, now) for i, started in
+                enumerate(pool.nodes.started[:INSTANCE_INFO_LIMIT])]
+    running_cores = pool.running_cores
+    slots = pool.running_instances * pool.slots_per_node
+    average_cpu = (model.busy * BUSY_CPU + (slots - model.busy) * IDLE_CPU) / slots if slots else 0.0
+    return {
+        "downloadProgress": 100.0, "executionProgress": 0.0, "uploadProgress": 0.0,
+        "instanceCount": pool.running_instances,
+        "downloadTime": "00:00:00", "downloadTimeSec": 0.0,
+        "environmentTime": "00:00:00", "environmentTimeSec": 0.0,
+        "executionTime": format_timespan(round(executed)), "executionTimeSec": float(round(executed)),
+        "uploadTime": "00:00:00", "uploadTimeSec": 0.0,
+        "wallTime": format_timespan(round(wall)), "wallTimeSec": float(round(wall)),
+        "succeededRange": "", "executedRange": "", "failedRange": "",
+        "lastUpdateTimestamp": api_time(now),
+        "executionTimeByCpuModel": [{"model": cpu, "time": round(executed), "core": cores}] if executed else [],
+        "executionTimeGhzByCpuModel": [{"model": cpu, "timeGhz": round(executed * ghz, 3), "clockRatio": 1.0,
+                                        "core": cores}] if executed else [],
+        "runningInstancesInfo": {
+            "perRunningInstanceInfo": per_node,
+            "timestamp": api_time(now),
+            "averageFrequencyGHz": ghz if running_cores else 0.0,
+            "maxFrequencyGHz": ghz if running_cores else 0.0,
+            "minFrequencyGHz": ghz if running_cores else 0.0,
+            "averageMaxFrequencyGHz": ghz if running_cores else 0.0,
+            "averageCpuUsage": round(average_cpu, 2),
+            "clusterPowerIndicator": 1.0 if running_cores else 0.0,
+            "averageMemoryUsage": round(average_cpu / 250, 4),
+            "averageNetworkInKbps": 0.0, "averageNetworkOutKbps": 0.0,
+            "totalNetworkInKbps": 0.0, "totalNetworkOutKbps": 0.0,
+            "snapshotResults": [],
+            "runningCoreCountByCpuModel": [{"model": cpu, "core": running_cores}] if running_cores else [],
+        },
+    }
+
+
+def node_info(pool: EmulatedPool, index: int, started: float, now: float) -> dict:
+    """One running node: its busy slots are the pool's busy slots packed onto the first nodes."""
+    per_node, cores = pool.slots_per_node, pool.cores_per_node
+    cpu, ghz, memory_mb = CPU_MODELS.get(pool.profile, CPU_MODELS["docker-batch"])
+    busy = min(per_node, max(0, pool.model.busy - index * per_node))
+    usage = (busy * BUSY_CPU + (per_node - busy) * IDLE_CPU) / per_node
+    running = max(0.0, now - started)
+    return {
+        "instanceId": index, "phase": "execution" if busy else "idle",
+        "cpuUsage": round(usage, 2), "memoryUsage": round(usage / 250, 4),
+        "maxMemoryMB": memory_mb, "currentMemoryMB": round(memory_mb * usage / 250),
+        "maxFrequencyGHz": ghz, "currentFrequencyGHz": ghz,
+        "networkInKbps": 0.0, "networkOutKbps": 0.0, "progress": 0.0,
+        "executionTimeSec": round(running * cores), "executionTimeGHz": round(running * cores * ghz, 3),
+        "cpuModel": cpu, "coreCount": cores, "executionAttemptCount": 1,
+        "activeForwards": [], "vpnConnections": [],
+    }
