@@ -189,7 +189,7 @@ def test_sigterm_while_the_api_hangs_exits_within_seconds_and_restarts_cleanly(e
     daemon = DaemonProcess(emu, db, port)
     daemon.wait_for(lambda: daemon.polls() >= 2, "first polls")
     emu.faults.set(Faults(latency_seconds=8))
-    time.sleep(1.5)                                   # a poll is now waiting on the API
+    daemon.wait_for(lambda: emu.faults.requests >= 1, "a poll waiting on the slow API")
     code, seconds = daemon.terminate()
     assert code == 0 and seconds < 5, (code, seconds, daemon.log)
     assert "pool-tracker stopped abandoned=1" in daemon.log and "poll failed" not in daemon.log

@@ -3,6 +3,7 @@ log, an API that echoes the token. Each case runs the real poll/store/daemon (Du
 127.0.0.1) and then checks the database itself."""
 import copy
 import os
+import re
 import resource
 import shutil
 import signal
@@ -280,3 +281,37 @@ def test_a_database_deleted_under_the_daemon_stops_it_with_one_line(tmp_path):
         code = daemon.proc.wait(timeout=60)
     lines = daemon.proc.stderr.read().strip().splitlines()
     assert code == 2 and lines[-1].startswith("pool-tracker: ") and "deleted" in lines[-1], lines[-3:]
+
+
+def ok_polls(exposition: str) -> float:
+    match = re.search(r'^pool_tracker_polls_total\{outcome="ok"\} (\S+)$', exposition, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_running_the_demo_again_on_its_file_never_rewinds_time(tmp_path):
+    db = tmp_path / "demo.duckdb"
+
+    def demo_until_polled(polls):
+        demo = subprocess.Popen([sys.executable, "-m", "tracker", "demo", "--pools", "5", "--speed", "600",
+                                 "--interval", "1", "--metrics-port", "0", "--db", str(db)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            banner = [demo.stdout.readline()]
+            while banner[-1] not in ("Ctrl-C stops.\n", ""):
+                banner.append(demo.stdout.readline())
+            health = next(line.split()[1] for line in banner if line.strip().startswith("health"))
+            metrics = health.replace("/healthz", "/metrics")
+            deadline = time.monotonic() + 60
+            while ok_polls(httpx.get(metrics).text) < polls:
+                assert time.monotonic() < deadline, "the demo did not poll"
+                time.sleep(0.1)
+        finally:
+            demo.send_signal(signal.SIGINT)
+            assert demo.wait(timeout=20) == 0
+    demo_until_polled(3)
+    demo_until_polled(3)
+    store = Store(db, read_only=True)
+    times = store.frame("SELECT recorded_at FROM events ORDER BY seq").recorded_at.tolist()
+    assert times == sorted(times) and store.frame("SELECT count(*) AS n FROM polls").n[0] >= 6
+    assert store.frame("SELECT min(seconds) AS s FROM state_intervals").s[0] >= 0
+    store.close()
