@@ -26,7 +26,7 @@ DAY = 86400
 WEEK = 7 * DAY
 MONDAY = 4 * DAY                # 1970-01-05 00:00 UTC, the first Monday of the epoch
 LEGACY_POLICY_NAME = "elastic"  # the one policy `from_elastic` makes out of `elasticProperty`
-_TIME = re.compile(r"(\d\d):(\d\d):(\d\d)")
+_TIME = re.compile(r"(\d\d):(\d\d):(\d\d)(?:\.\d+)?")   # fractions of a second are ignored
 
 
 class InvalidScaling(InvalidSettings):
@@ -265,11 +265,10 @@ def _period(body: Any, path: str) -> Period:
         return Always(name)
     if kind != "Weekly":
         raise InvalidScaling(f"{path}.type", f"must be Always or Weekly, got {kind!r}")
-    days = _list(body, "days", f"{path}.days")
-    for i, day in enumerate(days):
+    days = [day.lower() if isinstance(day, str) else day for day in _list(body, "days", f"{path}.days")]
+    for i, day in enumerate(days):   # any case, as the SDK reads them; sent back lowercase, as it writes them
         if day not in DAYS:
-            raise InvalidScaling(f"{path}.days[{i}]", f"must be a lowercase day name ({', '.join(DAYS)}), "
-                                                      f"got {day!r}")
+            raise InvalidScaling(f"{path}.days[{i}]", f"must be a day name ({', '.join(DAYS)}), got {day!r}")
     return _within(path, Weekly, tuple(days), parse_time(body.get("startTimeUtc"), f"{path}.startTimeUtc"),
                    parse_time(body.get("endTimeUtc"), f"{path}.endTimeUtc"), name)
 

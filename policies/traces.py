@@ -92,7 +92,7 @@ def history_to_trace(frame) -> tuple[Trace, float, float]:
     at = frame["at"].to_numpy()
     times = at.astype("datetime64[us]").astype("int64") / 1e6 if at.dtype.kind == "M" else at.astype(float)
     queued_or_running = frame["queued_or_running"].to_numpy()
-    slots = frame["running_instances"].to_numpy()
+    slots = frame["running_slots"].to_numpy()
     waiting: list[float] = []     # arrival times, oldest first
     running: list[list[float]] = []  # [arrival, start], oldest start first
     rows: list[tuple[float, int, float]] = []

@@ -73,3 +73,19 @@ def test_folding_the_derived_events_reproduces_every_snapshot(sequence):
             s.state, s.running_instance_count, s.running_core_count, s.queued_or_running_task_instances,
             s.elastic, s.errors, s.tags, s.name)
         assert derive(view, s, now) == []                   # nothing left to say
+
+
+def test_a_scaling_change_and_the_active_policy_switching_are_each_an_event_folded_into_the_view():
+    from policies.scaling import Always, FixedPolicy, ManagedTasksQueuePolicy, Scaling, Weekly
+
+    office = Scaling((FixedPolicy("office", 20, (Weekly(("monday",), 8 * 3600, 18 * 3600),)),
+                      ManagedTasksQueuePolicy("default", 0, 40, 0, 90, 0.2, (Always(),))))
+    view = fold(None, derive(None, snap(scaling=office, active_policy="default", slots_per_node=4), T0))
+    assert (view.scaling, view.active_policy, view.slots_per_node) == (office, "default", 4)
+    switched = derive(view, snap(scaling=office, active_policy="office", slots_per_node=4), T0 + timedelta(hours=1))
+    assert [(e.type, e.payload) for e in switched] == [("scaling_policy_activated", {"from": "default", "to": "office"})]
+    lean = Scaling(office.policies[1:])
+    changed = derive(fold(view, switched), snap(scaling=lean, active_policy="default", slots_per_node=4),
+                     T0 + timedelta(hours=2))
+    assert [e.type for e in changed] == ["scaling_changed", "scaling_policy_activated"]
+    assert changed[0].payload["new"] == lean.to_api() and fold(view, changed).scaling == lean

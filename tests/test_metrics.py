@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from policies.settings import ElasticSettings
 from tracker.events import PoolView
-from tracker.metrics import TrackerMetrics
+from tracker.metrics import PoolCollector, TrackerMetrics
 from tracker.poll import PollResult
 
 SINCE = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -87,3 +87,19 @@ def test_promtool_finds_nothing_to_complain_about(metrics):
     body, _ = metrics.exposition()
     out = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
     assert out.returncode == 0 and not out.stdout.strip() and not out.stderr.strip(), out.stdout + out.stderr
+
+
+def test_scaling_policies_and_slots_are_exported_the_kube_state_metrics_way():
+    from policies.scaling import Always, FixedPolicy, ManagedTasksQueuePolicy, Scaling, Weekly
+
+    scaling = Scaling((FixedPolicy("office", 20, (Weekly(("monday",), 8 * 3600, 18 * 3600),)),
+                       ManagedTasksQueuePolicy("default", 0, 40, 2, 300, 0.2, (Always(),))))
+    view = PoolView("p", name="render", state="FullyExecuting", running_instances=3, slots_per_node=4,
+                    scaling=scaling, active_policy="office")
+    text = PoolCollector(lambda: [view]).render().decode()
+    assert 'qarnot_pool_running_slots{pool_uuid="p"} 12.0' in text
+    assert 'qarnot_pool_scaling_policy_active{pool_uuid="p",scaling_policy="office",type="Fixed"} 1.0' in text
+    assert 'qarnot_pool_scaling_policy_active{pool_uuid="p",scaling_policy="default",type="ManagedTasksQueue"} 0.0' in text
+    assert 'qarnot_pool_spec_scaling_max_total_slots{pool_uuid="p",scaling_policy="office"} 20.0' in text
+    assert 'qarnot_pool_spec_scaling_scaling_factor{pool_uuid="p",scaling_policy="default"} 0.2' in text
+    assert 'qarnot_pool_spec_scaling_scaling_factor{pool_uuid="p",scaling_policy="office"}' not in text

@@ -72,8 +72,6 @@ BAD = {  # name: (document, the field the error names)
                             "policies[1].enabledPeriods[0].type"),
     "unknown day": (broken(("policies", 0, "enabledPeriods", 0, "days", 1), "funday"),
                     "policies[0].enabledPeriods[0].days[1]"),
-    "capitalised day": (broken(("policies", 0, "enabledPeriods", 0, "days", 0), "Monday"),
-                        "policies[0].enabledPeriods[0].days[0]"),
     "hour 24": (broken(("policies", 0, "enabledPeriods", 0, "startTimeUtc"), "24:00:00"),
                 "policies[0].enabledPeriods[0].startTimeUtc"),
     "time without seconds": (broken(("policies", 0, "enabledPeriods", 0, "endTimeUtc"), "06:30"),
@@ -187,3 +185,10 @@ def test_the_active_policy_only_changes_at_a_boundary(scaling, at):
     for fraction in (0.25, 0.5, 0.999):
         assert scaling.policy_at(at + (boundary - at) * fraction) == active
     assert scaling.policy_at(boundary) == scaling.policy_at(boundary + 7 * 86400)   # weekly
+
+
+def test_day_names_in_any_case_and_fractional_seconds_read_as_the_sdk_reads_them():
+    body = {"policies": [{"type": "Fixed", "name": "office", "slotsCount": 4, "enabledPeriods": [
+        {"type": "Weekly", "days": ["Monday", "FRIDAY"], "startTimeUtc": "08:00:00.000000", "endTimeUtc": "18:00:00"}]}]}
+    period = Scaling.from_api(body).to_api()["policies"][0]["enabledPeriods"][0]
+    assert period["days"] == ["monday", "friday"] and period["startTimeUtc"] == "08:00:00"

@@ -44,7 +44,7 @@ def test_history_becomes_arrivals_with_estimated_durations():
     from policies.traces import history_to_trace
 
     frame = pd.DataFrame({"at": pd.to_datetime([0, 30, 60, 90, 120, 150], unit="s"),
-                          "queued_or_running": [0, 3, 3, 1, 1, 0], "running_instances": [0, 0, 2, 2, 1, 1]})
+                          "queued_or_running": [0, 3, 3, 1, 1, 0], "running_slots": [0, 0, 2, 2, 1, 1]})
     trace, start, end = history_to_trace(frame)
     # three arrive at 30; two start at 60 (two slots); two finish at 90 -> 30 s each; the third
     # starts at 90 and finishes at 150 -> 60 s

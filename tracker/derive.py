@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Mapping
 
-from tracker.events import Event, PoolView, meta_payload, settings_payload
+from tracker.events import Event, PoolView, meta_payload, scaling_payload, settings_payload
 from tracker.snapshot import Unreadable
 from tracker.snapshot import PoolSnapshot
 
@@ -28,13 +28,15 @@ def derive(view: PoolView | None, snap: PoolSnapshot, now: datetime) -> list[Eve
         return Event(kind, snap.uuid, occurred_at or now, now, execution_seconds=exec_s, **fields)
 
     out: list[Event] = []
-    meta = (snap.name, snap.shortname, snap.profile, snap.tags, snap.labels)
+    meta = (snap.name, snap.shortname, snap.profile, snap.tags, snap.labels, snap.slots_per_node,
+            snap.scheduling_type)
     if view is not None and view.unreadable is not None:
         out.append(event("pool_readable"))
     if view is None or view.state is None:      # never seen, or seen only as an unreadable document
         out.append(event("pool_discovered", payload=meta_payload(*meta)))
         view = view or PoolView(snap.uuid)
-    elif meta != (view.name, view.shortname, view.profile, view.tags, view.labels):
+    elif meta != (view.name, view.shortname, view.profile, view.tags, view.labels, view.slots_per_node,
+                  view.scheduling_type):
         out.append(event("pool_updated", payload=meta_payload(*meta)))
 
     out.extend(_state_events(view, snap, now, event))
@@ -45,6 +47,11 @@ def derive(view: PoolView | None, snap: PoolSnapshot, now: datetime) -> list[Eve
     if snap.elastic != view.settings:
         out.append(event("settings_changed", payload={"old": settings_payload(view.settings),
                                                       "new": settings_payload(snap.elastic)}))
+    if snap.scaling != view.scaling:
+        out.append(event("scaling_changed", payload={"old": scaling_payload(view.scaling),
+                                                     "new": scaling_payload(snap.scaling)}))
+    if snap.active_policy != view.active_policy:
+        out.append(event("scaling_policy_activated", payload={"from": view.active_policy, "to": snap.active_policy}))
     if snap.errors != view.errors:
         out.append(event("errors_appeared", payload={"errors": list(snap.errors)}) if snap.errors
                    else event("errors_cleared"))

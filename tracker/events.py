@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings
 
 EVENT_TYPES = (
@@ -21,6 +22,8 @@ EVENT_TYPES = (
     "cores_changed",           # running cores value_old -> value_new
     "queued_changed",          # queued-or-running task instances value_old -> value_new
     "settings_changed",        # payload: old, new elasticProperty
+    "scaling_changed",         # payload: old, new `scaling` policies (without activePolicyName)
+    "scaling_policy_activated",  # payload: from, to: the API's activePolicyName switched
     "errors_appeared",         # payload: errors
     "errors_cleared",
     "execution_checkpointed",  # execution_seconds only: first poll of each hour for a busy pool
@@ -61,6 +64,10 @@ class PoolView:
     running_cores: int = 0
     queued_or_running: int = 0
     settings: ElasticSettings | None = None
+    scaling: Scaling | None = None
+    active_policy: str | None = None
+    slots_per_node: int = 1
+    scheduling_type: str | None = None
     errors: tuple[str, ...] = ()
     execution_seconds: float = 0.0
     execution_at: datetime | None = None
@@ -68,9 +75,13 @@ class PoolView:
     unreadable: str | None = None    # why its last document could not be read, while that lasts
 
 
-def meta_payload(name, shortname, profile, tags, labels) -> dict:
+def meta_payload(name, shortname, profile, tags, labels, slots_per_node, scheduling_type) -> dict:
     return {"name": name, "shortname": shortname, "profile": profile, "tags": list(tags),
-            "labels": {k: v for k, v in labels}}
+            "labels": {k: v for k, v in labels}, "slots_per_node": slots_per_node, "scheduling_type": scheduling_type}
+
+
+def scaling_payload(scaling: Scaling | None) -> dict | None:
+    return None if scaling is None else scaling.to_api()
 
 
 def settings_payload(settings: ElasticSettings | None) -> dict | None:
@@ -95,7 +106,8 @@ def apply(view: PoolView | None, event: Event) -> PoolView | None:
     if kind in ("pool_discovered", "pool_updated"):
         changes.update(name=payload["name"], shortname=payload.get("shortname"), profile=payload.get("profile"),
                        tags=tuple(payload.get("tags") or ()),
-                       labels=tuple(sorted((payload.get("labels") or {}).items())))
+                       labels=tuple(sorted((payload.get("labels") or {}).items())),
+                       slots_per_node=payload.get("slots_per_node") or 1, scheduling_type=payload.get("scheduling_type"))
     elif kind == "state_changed":
         changes.update(state=event.state_to, state_since=event.occurred_at)
     elif kind == "instances_changed":
@@ -107,6 +119,11 @@ def apply(view: PoolView | None, event: Event) -> PoolView | None:
     elif kind == "settings_changed":
         new = payload.get("new")
         changes.update(settings=None if new is None else ElasticSettings.from_api(new))
+    elif kind == "scaling_changed":
+        new = payload.get("new")
+        changes.update(scaling=None if new is None else Scaling.from_api(new))
+    elif kind == "scaling_policy_activated":
+        changes.update(active_policy=payload.get("to"))
     elif kind == "errors_appeared":
         changes.update(errors=tuple(payload.get("errors") or ()))
     elif kind == "errors_cleared":

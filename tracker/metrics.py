@@ -12,12 +12,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from policies.scaling import FixedPolicy
 from policies.settings import API_FIELDS, ElasticSettings
 from tracker import __version__
 from tracker.events import PoolView
 from tracker.snapshot import STATES
 
 SETTINGS = tuple(API_FIELDS)  # min_total_slots, max_total_slots, ...
+SCALING_KNOBS = ("min_total_slots", "max_total_slots", "min_idle_slots", "min_idle_time_seconds", "scaling_factor")
 Recommendations = Mapping[str, Mapping[str, ElasticSettings]]  # pool uuid -> policy -> settings
 
 
@@ -26,7 +28,9 @@ FAMILIES = {
     "qarnot_pool_info": ("gauge", "Static properties of a pool (value 1).", ("name", "profile", "tags")),
     "qarnot_pool_state": ("gauge", "1 for the pool's current state, 0 for the others.", ("state",)),
     "qarnot_pool_state_transition_timestamp_seconds": ("gauge", "When the pool entered its state (API time).", ()),
-    "qarnot_pool_running_instances": ("gauge", "Running instances (slots).", ()),
+    "qarnot_pool_running_instances": ("gauge", "Running instances (nodes).", ()),
+    "qarnot_pool_running_slots": ("gauge", "Running slots: instances x slots per node.", ()),
+    "qarnot_pool_spec_slots_per_node": ("gauge", "Slots per node (multiSlotsSettings.slotsPerNode).", ()),
     "qarnot_pool_running_cores": ("gauge", "Running cores.", ()),
     "qarnot_pool_queued_or_running_task_instances": ("gauge", "Task instances queued or running on the pool.", ()),
     "qarnot_pool_errors": ("gauge", "Errors the API reports for the pool.", ()),
@@ -35,6 +39,10 @@ FAMILIES = {
     **{f"qarnot_pool_spec_{n}": ("gauge", f"Configured elastic {n}.", ()) for n in SETTINGS},
     **{f"qarnot_pool_recommended_{n}": ("gauge", f"Recommended elastic {n}, per policy.", ("policy",))
        for n in SETTINGS},
+    "qarnot_pool_scaling_policy_active": ("gauge", "1 for the scaling policy the API reports active, 0 for the "
+                                          "pool's other policies.", ("scaling_policy", "type")),
+    **{f"qarnot_pool_spec_scaling_{n}": ("gauge", f"Configured {n} of each scaling policy (Fixed: min = max = "
+                                         "slotsCount, the rest absent).", ("scaling_policy",)) for n in SCALING_KNOBS},
 }
 
 
@@ -46,6 +54,8 @@ def pool_samples(view: PoolView, recommended: Mapping[str, ElasticSettings]):
     if view.state_since is not None:
         yield "qarnot_pool_state_transition_timestamp_seconds", (), view.state_since.timestamp()
     yield "qarnot_pool_running_instances", (), view.running_instances
+    yield "qarnot_pool_running_slots", (), view.running_instances * view.slots_per_node
+    yield "qarnot_pool_spec_slots_per_node", (), view.slots_per_node
     yield "qarnot_pool_running_cores", (), view.running_cores
     yield "qarnot_pool_queued_or_running_task_instances", (), view.queued_or_running
     yield "qarnot_pool_errors", (), len(view.errors)
@@ -54,6 +64,14 @@ def pool_samples(view: PoolView, recommended: Mapping[str, ElasticSettings]):
         yield "qarnot_pool_spec_elastic", (), 1.0 if view.settings.is_elastic else 0.0
         for name in SETTINGS:
             yield f"qarnot_pool_spec_{name}", (), getattr(view.settings, name)
+    for policy in view.scaling.policies if view.scaling is not None else ():
+        fixed = isinstance(policy, FixedPolicy)
+        yield "qarnot_pool_scaling_policy_active", (policy.name, "Fixed" if fixed else "ManagedTasksQueue"), \
+            1.0 if policy.name == view.active_policy else 0.0
+        knobs = dict(min_total_slots=policy.slots_count, max_total_slots=policy.slots_count) if fixed else \
+            {n: getattr(policy, n) for n in SCALING_KNOBS}
+        for name, value in knobs.items():
+            yield f"qarnot_pool_spec_scaling_{name}", (policy.name,), value
     for policy, settings in recommended.items():
         for name in SETTINGS:
             yield f"qarnot_pool_recommended_{name}", (policy,), getattr(settings, name)

@@ -12,6 +12,7 @@ import math
 from datetime import datetime, timezone
 from functools import lru_cache
 
+from policies.scaling import InvalidScaling, Scaling
 from policies.settings import API_FIELDS, ElasticSettings
 from tracker.snapshot import PoolSnapshot
 
@@ -119,6 +120,16 @@ def parse_pool(doc: object) -> PoolSnapshot:
         labels = doc.get("labels") or {}
         if not isinstance(tags, (list, tuple)) or not isinstance(labels, dict):
             raise BadDocument("fields 'tags' (list) and 'labels' (object) have the wrong type")
+        scaling, active = _scaling(doc.get("scaling"))
+        multi = doc.get("multiSlotsSettings") or {}
+        if not isinstance(multi, dict):
+            raise BadDocument(f"field 'multiSlotsSettings' should be an object, got {_short(multi)}")
+        slots_per_node = _count("multiSlotsSettings.slotsPerNode", multi.get("slotsPerNode")) or 1
+        capacity = doc.get("totalSlotCapacity")
+        usage = doc.get("poolUsage")
+        if usage is not None and (not isinstance(usage, (int, float)) or isinstance(usage, bool)
+                                  or not math.isfinite(usage) or usage < 0):
+            raise BadDocument(f"field 'poolUsage' should be a finite number >= 0, got {_short(usage)}")
         execution = doc.get("executionTime")
         if execution is not None and not isinstance(execution, str):
             raise BadDocument(f"field 'executionTime' should be a timespan string, got {_short(execution)}")
@@ -143,6 +154,12 @@ def parse_pool(doc: object) -> PoolSnapshot:
             labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
             errors=_errors(doc.get("errors")),
             cpu_usage=_cpu_usage(doc.get("status")),
+            slots_per_node=slots_per_node,
+            total_slot_capacity=None if capacity is None else _count("totalSlotCapacity", capacity),
+            pool_usage=None if usage is None else float(usage),
+            scheduling_type=_str(doc, "schedulingType"),
+            scaling=scaling,
+            active_policy=active,
         )
     except BadDocument as exc:
         raise BadDocument(f"pool {uuid}: {exc}") from None
@@ -172,6 +189,18 @@ def _elastic(items: tuple) -> ElasticSettings:
         raise BadDocument(f"field 'elasticProperty.rampResizeFactor' should be a finite number >= 0, "
                           f"got {_short(body.get('rampResizeFactor'))}")
     return settings
+
+
+def _scaling(body: object) -> tuple[Scaling | None, str | None]:
+    """`scaling` -> (its policies, activePolicyName). The active name moves with time, the policies only
+    when someone changes them, so they are kept apart (and a change of either is its own event)."""
+    if body is None:
+        return None, None
+    try:
+        scaling = Scaling.from_api(body)
+    except InvalidScaling as exc:
+        raise BadDocument(f"field 'scaling.{exc.field}': {exc.problem}") from None
+    return Scaling(scaling.policies), scaling.active_policy_name
 
 
 def _errors(errors: object) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings
 
 STATES = ("UnSubmitted", "Submitted", "PartiallyDispatched", "FullyDispatched", "PartiallyExecuting",
@@ -27,7 +28,7 @@ class PoolSnapshot:
     creation_date: datetime | None = None
     last_modified: datetime | None = None
     instance_count: int = 0
-    running_instance_count: int = 0
+    running_instance_count: int = 0               # running nodes; each holds `slots_per_node` slots
     running_core_count: int = 0
     queued_or_running_task_instances: int = 0
     execution_time_seconds: float = 0.0
@@ -36,6 +37,16 @@ class PoolSnapshot:
     labels: tuple[tuple[str, str], ...] = ()      # sorted (key, value) pairs: hashable and ordered
     errors: tuple[str, ...] = ()                  # error messages as the API reports them
     cpu_usage: tuple[tuple[str, float], ...] = ()  # (instanceId, cpuUsage) where the API gives it
+    slots_per_node: int = 1                       # multiSlotsSettings.slotsPerNode
+    total_slot_capacity: int | None = None        # a static pool's slots, an elastic one's maximum
+    pool_usage: float | None = None               # dispatched task instances / slot capacity
+    scheduling_type: str | None = None            # Flex, OnDemand, Reserved
+    scaling: Scaling | None = None                # the policies (activePolicyName kept apart, below)
+    active_policy: str | None = None              # scaling.activePolicyName
+
+    @property
+    def running_slots(self) -> int:
+        return self.running_instance_count * self.slots_per_node
 
 
 @dataclass(frozen=True, slots=True)
