@@ -86,7 +86,7 @@ def clamp_settings(current: ElasticSettings | None, **values) -> ElasticSettings
     merged["max_total_slots"] = max(1, merged["max_total_slots"])
     merged["min_total_slots"] = min(merged["min_total_slots"], merged["max_total_slots"])
     merged["resize_factor"] = float(min(1.0, max(0.05, merged["resize_factor"])))
-    return ElasticSettings(**merged, is_elastic=True).validated()
+    return ElasticSettings(**merged, is_elastic=base.is_elastic).validated()   # never flips elastic/static
 
 
 def evidence(demand: Demand, current: ElasticSettings | None, recommended: ElasticSettings,

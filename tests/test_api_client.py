@@ -31,7 +31,7 @@ def test_commit_elastic_takes_effect_and_reads_back(emulator):
     with client(emulator) as api:
         target = next(p for p in api.list_pools() if p.elastic and p.elastic.is_elastic)
         wanted = ElasticSettings(1, 9, 2, 240, 0.5, 120)
-        assert api.commit_elastic(target.uuid, wanted).elastic == wanted
+        assert api.commit_elastic(target.uuid, wanted).pool.elastic == wanted
         assert emulator.cluster.pools[target.uuid].model.settings == wanted
 
 

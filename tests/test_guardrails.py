@@ -68,3 +68,10 @@ def test_limited_settings_are_valid_and_within_the_allowed_step(current, wanted,
     limited = limit_change(current, wanted, share)
     assert limited.problems() == []
     assert abs(limited.max_total_slots - current.max_total_slots) <= max(current.max_total_slots * share, 1) + 1
+
+
+def test_a_static_pool_stays_static_in_every_recommendation_and_so_never_looks_changed():
+    from policies.recommendation import clamp_settings
+
+    static = ElasticSettings(4, 4, 0, 0, 1.0, 90, is_elastic=False)
+    assert clamp_settings(static) == static and clamp_settings(static, max_total_slots=8).is_elastic is False

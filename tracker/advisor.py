@@ -14,6 +14,7 @@ from policies.registry import POLICIES
 from policies.settings import ElasticSettings
 from policies.traces import history_to_trace
 from tracker.api import ApiError, QarnotClient
+from tracker.commits import CommitRefused, NotConfirmed
 from tracker.config import Advisor as AdvisorConfig
 from tracker.events import Event, PoolView, settings_payload
 from tracker.store import Store
@@ -70,15 +71,17 @@ class Advisor:
             outcome, payload["reason"] = "failed", "no API client to commit with"
         else:
             try:
-                confirmed = self.client.commit_elastic(view.uuid, decision.settings).elastic
-                outcome = "applied" if confirmed == decision.settings else "failed"
-                if outcome == "failed":
-                    payload["reason"] = f"read back {settings_payload(confirmed)} after the PUT"
-            except ApiError as exc:
+                committed = self.client.commit_elastic(view.uuid, decision.settings, self.config.allow_form_change)
+                outcome, payload["changed"] = "applied", committed.changed
+            except CommitRefused as exc:
+                outcome, payload["code"], payload["reason"] = "refused", exc.code, str(exc)
+            except (ApiError, NotConfirmed) as exc:
                 outcome, payload["reason"] = "failed", str(exc)
         self.store.append_events([_event(f"commit_{outcome}", view.uuid, now, payload)])
         self.on_decision(outcome)
-        return decision if outcome != "failed" else Decision(False, "commit_failed", payload["reason"])
+        if outcome == "applied":
+            return decision
+        return Decision(False, "commit_failed" if outcome == "failed" else payload["code"], payload["reason"])
 
 
 def _describe(rec: Recommendation) -> dict:

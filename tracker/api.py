@@ -1,11 +1,12 @@
 """The Qarnot REST API client: what the tracker reads and the one write it makes.
 
 Speaks the API exactly as the official SDK does (bare-token `Authorization` header, paginated pool
-listing, whole-document `PUT` to commit elastic settings), and turns every failure into one of these
+listing, whole-document `PUT` to commit), and turns every failure into one of these
 typed errors, each with a short `.reason` and a one-line message that never contains the token:
 
     ApiError
-     +-- AuthError           401/403: the token is wrong or revoked
+     +-- AuthError           401 (403 on a read): the token is wrong or revoked
+     +-- Forbidden           403 on a write: e.g. a commit to a pool that is not running
      +-- PoolNotFound        404 on a pool
      +-- MalformedResponse   the body is not JSON, or not the shape the API documents
      +-- ApiUnavailable      429/5xx/connection trouble outlasted the retry budget
@@ -24,19 +25,15 @@ import httpx
 import orjson
 import tenacity
 
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings
+from tracker import commits as commit_rules
 from tracker.logs import REDACTED
 from tracker.parse import BadDocument, parse_pool
 from tracker.snapshot import PoolSnapshot, Unreadable
 
 DEFAULT_URL = "https://api.qarnot.com"
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
-# What the SDK's `Pool._to_json()` sends on `commit()`, read back from the pool's own document.
-SDK_POOL_FIELDS = ("name", "profile", "constants", "forcedConstants", "constraints", "instanceCount", "tags",
-                   "preparationTask", "taskDefaultWaitForPoolResourcesSynchronization", "labels", "shortname",
-                   "advancedResourceBuckets", "autoDeleteOnCompletion", "completionTimeToLive",
-                   "hardwareConstraints", "defaultResourcesCacheTTLSec", "privileges", "defaultRetrySettings",
-                   "maxTimeQueueSeconds", "schedulingType", "targetedReservedMachineKey", "projectUuid")
 
 
 class ApiError(Exception):
@@ -46,6 +43,10 @@ class ApiError(Exception):
 
 class AuthError(ApiError):
     reason = "unauthorized"
+
+
+class Forbidden(ApiError):
+    reason = "forbidden"
 
 
 class PoolNotFound(ApiError):
@@ -58,6 +59,12 @@ class MalformedResponse(ApiError):
 
 class ApiUnavailable(ApiError):
     reason = "unavailable"
+
+
+@dataclass(frozen=True)
+class Committed:
+    pool: PoolSnapshot          # the pool as read back after the commit
+    changed: list[str]          # top-level document fields that differ from before (volatile ones aside)
 
 
 class _Transient(Exception):
@@ -145,13 +152,29 @@ class QarnotClient:
             raise MalformedResponse(f"unreadable pool document: {exc}") from None
 
     # -- the one write --------------------------------------------------------------------------
-    def commit_elastic(self, uuid: str, settings: ElasticSettings) -> PoolSnapshot:
-        """Send new elastic settings the way the SDK's `Pool.commit()` does, then read them back."""
-        doc = self.get_pool_document(uuid)
-        body = {key: doc[key] for key in SDK_POOL_FIELDS if key in doc}
-        body["elasticProperty"] = settings.validated().to_api()
+    def commit_elastic(self, uuid: str, settings: ElasticSettings, allow_form_change: bool = False) -> Committed:
+        """Give a pool new elastic settings (or its one ManagedTasksQueue policy the same knobs), changing
+        nothing else in its document; read back to confirm. `CommitRefused` when that cannot be done safely."""
+        return self._commit(uuid, lambda doc: commit_rules.elastic_change(doc, settings, allow_form_change))
+
+    def commit_scaling(self, uuid: str, scaling: Scaling, allow_form_change: bool = False) -> Committed:
+        """Give a pool new scaling policies in one write, changing nothing else; read back to confirm."""
+        return self._commit(uuid, lambda doc: commit_rules.scaling_change(doc, scaling, allow_form_change))
+
+    def _commit(self, uuid: str, change) -> Committed:
+        """Read the document, replace only what `change` replaces, PUT it whole (the SDK's `Pool.commit()`
+        sends the whole document; unknown fields go back as read), then read back and say what changed."""
+        before = self.get_pool_document(uuid)
+        body = change(before)
+        part = "scaling" if body.get("scaling") != before.get("scaling") else "elasticProperty"
         self._request("PUT", f"/pools/{uuid}", json=body)
-        return self.get_pool(uuid)
+        after = self.get_pool_document(uuid)
+        commit_rules.confirm(body, after, part)
+        try:
+            pool = parse_pool(after)
+        except BadDocument as exc:
+            raise MalformedResponse(f"unreadable pool document after the commit: {exc}") from None
+        return Committed(pool, commit_rules.changed_fields(before, after))
 
     def close(self) -> None:
         self._http.close()
@@ -208,9 +231,11 @@ class QarnotClient:
                 error.retry_after = wait
                 raise error
             raise _Transient(str(status), f"HTTP {status} {message}", wait)
-        if status in (401, 403):
+        if status == 401 or (status == 403 and (method == "GET" or path.endswith("/paginate"))):
             raise AuthError(f"HTTP {status}: the API refused the token ({message}); "
                             "set a valid QARNOT_CLIENT_TOKEN")
+        if status == 403:   # a write refused: the pool is not running, or the account may not do it
+            raise Forbidden(f"{method} {path}: refused by the API ({message})")
         if status == 404:
             raise PoolNotFound(f"{method} {path}: not found ({message})")
         raise ApiError(f"{method} {path}: HTTP {status} {message}")

@@ -82,6 +82,8 @@ class Advisor(_Section):
     policies: list[str] = ["search"]
     commit: bool = False                       # commit recommendations through the API (opt-in pools only)
     commit_policy: str = "search"
+    allow_form_change: bool = False            # may a commit make a static pool elastic, or move a pool
+                                               # between elasticProperty and scaling
     opt_in: str = "pool-tracker-autoscale"     # tag, or label set to "true", that lets the advisor commit
     max_relative_change: float = Field(0.5, gt=0, le=1)
     cooldown_seconds: float = Field(3600.0, ge=0, le=30 * 86400)
