@@ -227,8 +227,10 @@ knobs = st.builds(ElasticSettings, min_total_slots=st.integers(0, 3), max_total_
 @given(arrivals, knobs)
 def test_invariants_hold_and_replays_are_deterministic(trace, knob):
     trace = sorted(trace)
-    model, waits = run(knob, trace, 40_000)
-    again, waits_again = run(knob, trace, 40_000)
+    # long enough for all the work to run on the fewest slots the pool may have (max slots, one at a time)
+    until = 20_000 + sum(n * d for _, n, d in trace) + 3600
+    model, waits = run(knob, trace, until)
+    again, waits_again = run(knob, trace, until)
     assert (model.slot_seconds, waits) == (again.slot_seconds, waits_again)
     assert model.slot_seconds >= model.ready_seconds >= model.busy_seconds - 1e-6   # billed >= ready >= busy
     assert sum(n for _, n in waits) == sum(n for _, n, _ in trace)  # everything ran by the end
