@@ -27,7 +27,7 @@ import tenacity
 
 from policies.scaling import Scaling
 from policies.settings import ElasticSettings
-from tracker import commits as commit_rules
+from tracker import commits as commit_rules, costs
 from tracker.logs import REDACTED
 from tracker.parse import BadDocument, parse_pool
 from tracker.snapshot import PoolSnapshot, Unreadable
@@ -144,6 +144,30 @@ class QarnotClient:
         if not isinstance(doc, dict):
             raise MalformedResponse(f"pool {uuid}: the API answered {type(doc).__name__}, not an object")
         return doc
+
+    # -- what pools cost and emit, what the account may spend and run ------------------------------
+    def pool_credits(self, uuid: str) -> float:
+        return self._figures(costs.parse_credits, "GET", f"/credits/v1/pools/{uuid}/credits")
+
+    def pool_carbon(self, uuid: str, comparison_datacenter: str | None = None) -> dict:
+        params = {"comparisonDatacenter": comparison_datacenter} if comparison_datacenter else None
+        return self._figures(costs.parse_carbon, "GET", f"/carbon/v1/pools/{uuid}/carbon-facts", params=params)
+
+    def account_credits(self) -> float:
+        return self._figures(costs.parse_credits, "GET", "/credits/v1/accounts/credits")
+
+    def project_budgets(self, project: str) -> list[dict]:
+        return self._figures(costs.parse_budgets, "GET", f"/credits/v1/projects/{project}/budgets",
+                             params={"activeOnly": "true"})
+
+    def computing_quotas(self) -> dict:
+        return self._figures(costs.parse_quotas, "GET", "/quotas/computing-quotas/user")
+
+    def _figures(self, parse, method: str, path: str, **kwargs):
+        try:
+            return parse(self._json(method, path, **kwargs))
+        except costs.BadFigures as exc:
+            raise MalformedResponse(f"{method} {path}: {exc}") from None
 
     def get_pool(self, uuid: str) -> PoolSnapshot:
         try:

@@ -71,6 +71,16 @@ class Sql(_Section):
     threads: int = Field(2, ge=1, le=256)
 
 
+class Costs(_Section):
+    enabled: bool = True                       # collect credits, carbon facts, quotas and budgets
+    pool_interval_seconds: float = Field(3600.0, ge=60, le=7 * 86400)   # per live pool (and once at its end)
+    account_interval_seconds: float = Field(300.0, ge=10, le=86400)     # quotas, budgets, credits left
+    run_every_seconds: float = Field(60.0, ge=1, le=3600)               # how often due pools are looked for
+    max_pools_per_run: int = Field(500, ge=1, le=100_000)               # spreads 10k pools over many runs
+    concurrency: int = Field(4, ge=1, le=64)                            # requests in flight at once
+    comparison_datacenter: str | None = None   # carbon facts' comparison data centre (API default if unset)
+
+
 class Log(_Section):
     format: Literal["text", "json"] = "text"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -115,6 +125,7 @@ class Config(_Section):
     store: Store = Store()
     http: Http = Http()
     sql: Sql = Sql()
+    costs: Costs = Costs()
     log: Log = Log()
     advisor: Advisor = Advisor()
 

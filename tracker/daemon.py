@@ -17,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from tracker.advisor import Advisor
 from tracker.api import QarnotClient, RetryPolicy
+from tracker.collect import CostCollector
 from tracker.config import Config, admin_token as load_admin_token
 from tracker.logs import event
 from tracker.metrics import TrackerMetrics
@@ -106,6 +107,8 @@ class Daemon:
         self.fatal: str | None = None      # why the daemon stopped by itself (exit code 2)
         self.advisor = Advisor(self.store, config.advisor, self.client, on_decision=self.metrics.count_commit)
         self._advise_lock = threading.Lock()
+        self.costs = CostCollector(self.client, self.store, config.costs)
+        self.metrics.account = lambda: self.costs.account
         self.clock = clock or (server_clock(self.client) if config.api.clock == "server" else utc_now)
         self.health = Health(timedelta(seconds=config.http.health_max_failure_seconds), started=utc_now(),
                              stall_after=timedelta(seconds=stall_seconds(config)))
@@ -171,6 +174,22 @@ class Daemon:
               commits=sum(code in ("ok", "limited") for code in decisions),
               refusals=sum(code not in ("ok", "limited") for code in decisions))
 
+    def collect(self, what: str) -> None:
+        """One collector run ("pools" or "account"), beside the polls; never raises, logged in one line."""
+        if self.stopping.is_set():
+            return
+        try:
+            now = self.clock()
+            result = self.costs.collect_pools(now) if what == "pools" else self.costs.collect_account(now)
+        except Exception as exc:  # noqa: BLE001 - the daemon outlives any one run
+            if not self.stopping.is_set():
+                event(logging.ERROR, f"{what} figures not collected: {exc}", error=type(exc).__name__)
+            return
+        self.metrics.observe_collection(what, result)
+        if result.fetched or result.failed:
+            event(logging.INFO, f"{what} figures collected", fetched=result.fetched, failed=result.failed,
+                  events=result.events)
+
     # -- lifetime ---------------------------------------------------------------------------------
     def start(self) -> None:
         self.web.start()
@@ -179,6 +198,13 @@ class Daemon:
         self.scheduler.add_job(self.poll, "interval", seconds=self.config.poll.interval_seconds,
                                jitter=self.config.poll.jitter_seconds or None, max_instances=1, coalesce=True,
                                next_run_time=datetime.now(timezone.utc), misfire_grace_time=None)
+        costs = self.config.costs
+        if costs.enabled:   # each its own job: a slow figures endpoint never delays a poll
+            self.scheduler.add_job(self.collect, "interval", args=["pools"], seconds=costs.run_every_seconds,
+                                   max_instances=1, coalesce=True, misfire_grace_time=None)
+            self.scheduler.add_job(self.collect, "interval", args=["account"], seconds=costs.account_interval_seconds,
+                                   next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1),
+                                   max_instances=1, coalesce=True, misfire_grace_time=None)
         if self.config.advisor.enabled:
             self.scheduler.add_job(self.advise, "interval", seconds=self.config.advisor.schedule_seconds,
                                    max_instances=1, coalesce=True, misfire_grace_time=None)

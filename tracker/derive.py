@@ -29,14 +29,14 @@ def derive(view: PoolView | None, snap: PoolSnapshot, now: datetime) -> list[Eve
 
     out: list[Event] = []
     meta = (snap.name, snap.shortname, snap.profile, snap.tags, snap.labels, snap.slots_per_node,
-            snap.scheduling_type)
+            snap.scheduling_type, snap.project)
     if view is not None and view.unreadable is not None:
         out.append(event("pool_readable"))
     if view is None or view.state is None:      # never seen, or seen only as an unreadable document
         out.append(event("pool_discovered", payload=meta_payload(*meta)))
         view = view or PoolView(snap.uuid)
     elif meta != (view.name, view.shortname, view.profile, view.tags, view.labels, view.slots_per_node,
-                  view.scheduling_type):
+                  view.scheduling_type, view.project):
         out.append(event("pool_updated", payload=meta_payload(*meta)))
 
     out.extend(_state_events(view, snap, now, event))

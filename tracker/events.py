@@ -28,6 +28,9 @@ EVENT_TYPES = (
     "errors_cleared",
     "execution_checkpointed",  # execution_seconds only: first poll of each hour for a busy pool
     "pool_vanished",
+    "credits_checkpointed",    # value_new: euros the pool has consumed so far (hourly, and once when it ends)
+    "carbon_checkpointed",     # value_new: Wh consumed so far; payload: the carbon facts (cumulative gCO2eq, PUE...)
+    "account_observed",        # no pool; payload: what (quotas, budgets:<project>, account_credits), value
     "pool_unreadable",         # payload: reason; the document failed to parse (once per distinct reason)
     "pool_readable",           # its document parses again
     # written by the advisor (payload: its decision)
@@ -68,16 +71,20 @@ class PoolView:
     active_policy: str | None = None
     slots_per_node: int = 1
     scheduling_type: str | None = None
+    project: str | None = None
     errors: tuple[str, ...] = ()
     execution_seconds: float = 0.0
     execution_at: datetime | None = None
     discovered_at: datetime | None = None
     unreadable: str | None = None    # why its last document could not be read, while that lasts
+    credits_euros: float | None = None                    # consumed so far, at the last checkpoint
+    carbon: tuple[tuple[str, object], ...] = ()           # the last carbon facts, as (name, value) pairs
 
 
-def meta_payload(name, shortname, profile, tags, labels, slots_per_node, scheduling_type) -> dict:
+def meta_payload(name, shortname, profile, tags, labels, slots_per_node, scheduling_type, project) -> dict:
     return {"name": name, "shortname": shortname, "profile": profile, "tags": list(tags),
-            "labels": {k: v for k, v in labels}, "slots_per_node": slots_per_node, "scheduling_type": scheduling_type}
+            "labels": {k: v for k, v in labels}, "slots_per_node": slots_per_node, "scheduling_type": scheduling_type,
+            "project": project}
 
 
 def scaling_payload(scaling: Scaling | None) -> dict | None:
@@ -88,6 +95,7 @@ def settings_payload(settings: ElasticSettings | None) -> dict | None:
     return None if settings is None else settings.to_api()
 
 
+FIGURE_TYPES = ("credits_checkpointed", "carbon_checkpointed")
 ADVISOR_TYPES = ("recommendation_made", "commit_applied", "commit_refused", "commit_failed")
 
 
@@ -95,8 +103,8 @@ def apply(view: PoolView | None, event: Event) -> PoolView | None:
     """The projection fold: the view after `event` (None once a pool has vanished)."""
     if event.type in ADVISOR_TYPES:
         return view                     # decisions about a pool, not observations of it
-    if event.type == "pool_vanished":
-        return None
+    if event.type == "pool_vanished" or (view is None and event.type in FIGURE_TYPES):
+        return None                     # (figures fetched just as a pool went away do not bring it back)
     if view is None:
         view = PoolView(event.pool_uuid, discovered_at=event.recorded_at)
     changes: dict = {}
@@ -107,7 +115,8 @@ def apply(view: PoolView | None, event: Event) -> PoolView | None:
         changes.update(name=payload["name"], shortname=payload.get("shortname"), profile=payload.get("profile"),
                        tags=tuple(payload.get("tags") or ()),
                        labels=tuple(sorted((payload.get("labels") or {}).items())),
-                       slots_per_node=payload.get("slots_per_node") or 1, scheduling_type=payload.get("scheduling_type"))
+                       slots_per_node=payload.get("slots_per_node") or 1, scheduling_type=payload.get("scheduling_type"),
+                       project=payload.get("project"))
     elif kind == "state_changed":
         changes.update(state=event.state_to, state_since=event.occurred_at)
     elif kind == "instances_changed":
@@ -128,6 +137,10 @@ def apply(view: PoolView | None, event: Event) -> PoolView | None:
         changes.update(errors=tuple(payload.get("errors") or ()))
     elif kind == "errors_cleared":
         changes.update(errors=())
+    elif kind == "credits_checkpointed":
+        changes.update(credits_euros=event.value_new)
+    elif kind == "carbon_checkpointed":
+        changes.update(carbon=tuple(sorted(payload.items())))
     elif kind == "pool_unreadable":
         changes.update(unreadable=payload.get("reason") or "unreadable")
     elif kind == "pool_readable":

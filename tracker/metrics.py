@@ -39,6 +39,14 @@ FAMILIES = {
     **{f"qarnot_pool_spec_{n}": ("gauge", f"Configured elastic {n}.", ()) for n in SETTINGS},
     **{f"qarnot_pool_recommended_{n}": ("gauge", f"Recommended elastic {n}, per policy.", ("policy",))
        for n in SETTINGS},
+    "qarnot_pool_credits_euros_total": ("counter", "Credits (euros) the pool has consumed, at the last checkpoint.", ()),
+    "qarnot_pool_energy_wh_total": ("counter", "Energy the pool has consumed (Wh), from its carbon facts.", ()),
+    "qarnot_pool_reused_energy_wh_total": ("counter", "Of which reused as heat (Wh).", ()),
+    "qarnot_pool_carbon_grams_total": ("counter", "The pool's carbon footprint (gCO2eq).", ()),
+    "qarnot_pool_equivalent_datacenter_carbon_grams_total": ("counter", "The same work's footprint in the "
+                                                             "comparison data centre (gCO2eq).", ()),
+    **{f"qarnot_pool_{k}_ratio": ("gauge", f"{k.upper()} of the pool's carbon facts.", ()) for k in ("pue", "ere", "erf")},
+    "qarnot_pool_wue_liters_per_kwh": ("gauge", "WUE of the pool's carbon facts.", ()),
     "qarnot_pool_scaling_policy_active": ("gauge", "1 for the scaling policy the API reports active, 0 for the "
                                           "pool's other policies.", ("scaling_policy", "type")),
     **{f"qarnot_pool_spec_scaling_{n}": ("gauge", f"Configured {n} of each scaling policy (Fixed: min = max = "
@@ -64,6 +72,16 @@ def pool_samples(view: PoolView, recommended: Mapping[str, ElasticSettings]):
         yield "qarnot_pool_spec_elastic", (), 1.0 if view.settings.is_elastic else 0.0
         for name in SETTINGS:
             yield f"qarnot_pool_spec_{name}", (), getattr(view.settings, name)
+    if view.credits_euros is not None:
+        yield "qarnot_pool_credits_euros_total", (), view.credits_euros
+    carbon = dict(view.carbon)
+    for family, key in (("qarnot_pool_energy_wh_total", "energy_wh"), ("qarnot_pool_reused_energy_wh_total",
+                        "reused_energy_wh"), ("qarnot_pool_carbon_grams_total", "carbon_g"),
+                        ("qarnot_pool_equivalent_datacenter_carbon_grams_total", "equivalent_dc_carbon_g"),
+                        ("qarnot_pool_pue_ratio", "pue"), ("qarnot_pool_ere_ratio", "ere"),
+                        ("qarnot_pool_erf_ratio", "erf"), ("qarnot_pool_wue_liters_per_kwh", "wue")):
+        if carbon.get(key) is not None:
+            yield family, (), carbon[key]
     for policy in view.scaling.policies if view.scaling is not None else ():
         fixed = isinstance(policy, FixedPolicy)
         yield "qarnot_pool_scaling_policy_active", (policy.name, "Fixed" if fixed else "ManagedTasksQueue"), \
@@ -143,6 +161,40 @@ class PoolCollector(Collector):
         return lines
 
 
+class AccountCollector(Collector):
+    """What the account may still spend and run, from the latest account figures, at each scrape."""
+
+    def __init__(self, account: Callable[[], dict]) -> None:
+        self.account = account
+
+    def collect(self):
+        figures = self.account()
+        credits = GaugeMetricFamily("qarnot_account_credits_euros", "Credits (euros) left on the account.")
+        if figures.get("account_credits") is not None:
+            credits.add_metric([], figures["account_credits"])
+        quotas = {k: GaugeMetricFamily(f"qarnot_quota_{k}", f"Computing quota: {k.replace('_', ' ')}, per "
+                                       "scheduling type.", labels=["scheduling_type"])
+                  for k in ("max_cores", "running_cores", "max_instances", "running_instances")}
+        for kind, values in (figures.get("quotas") or {}).items():
+            for key, family in quotas.items():
+                if values.get(key) is not None:
+                    family.add_metric([kind], values[key])
+        budgets = {k: GaugeMetricFamily(f"qarnot_project_budget_{k}_euros", f"Project budget: {k} (euros).",
+                                        labels=["project", "budget", "overrun_policy"])
+                   for k in ("total", "consumed", "remaining")}
+        for key, rows in figures.items():
+            for b in rows if key.startswith("budgets:") else ():
+                labels = [key.removeprefix("budgets:"), str(b.get("alias") or b.get("uuid")),
+                          str(b.get("budgetOverrunPolicy") or "")]
+                for name, family in budgets.items():
+                    cents = b.get(f"{name}AmountInCents")
+                    if isinstance(cents, (int, float)):
+                        family.add_metric(labels, cents / 100)
+        yield credits
+        yield from quotas.values()
+        yield from budgets.values()
+
+
 class TrackerMetrics:
     """The tracker's own health, plus the pool collector, in one registry."""
 
@@ -168,6 +220,10 @@ class TrackerMetrics:
               ).set_function(lambda: sum(v.unreadable is not None for v in views()))
         Gauge("pool_tracker_database_size_bytes", "Size of the DuckDB file.", registry=r).set_function(db_size)
         Info("pool_tracker_build", "pool-tracker version.", registry=r).info({"version": __version__})
+        self.collections = Counter("pool_tracker_figures_collected", "Cost, carbon and account figures collected, by "
+                                   "what (pools, account) and outcome (ok, failed).", ["what", "outcome"], registry=r)
+        self.account: Callable[[], dict] = dict
+        r.register(AccountCollector(lambda: self.account()))
         self.pools = PoolCollector(views, recommendations)
 
     def observe_poll(self, result, finished_at: float) -> None:
@@ -178,6 +234,10 @@ class TrackerMetrics:
             self.events.labels(kind).inc(count)
         if result.ok:
             self.last_success.set(finished_at)
+
+    def observe_collection(self, what: str, result) -> None:
+        self.collections.labels(what, "ok").inc(result.fetched)
+        self.collections.labels(what, "failed").inc(result.failed)
 
     def count_commit(self, outcome: str) -> None:
         self.commits.labels(outcome).inc()

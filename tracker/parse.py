@@ -158,6 +158,7 @@ def parse_pool(doc: object) -> PoolSnapshot:
             total_slot_capacity=None if capacity is None else _count("totalSlotCapacity", capacity),
             pool_usage=None if usage is None else float(usage),
             scheduling_type=_str(doc, "schedulingType"),
+            project=_str(doc, "projectUuid"),
             scaling=scaling,
             active_policy=active,
         )

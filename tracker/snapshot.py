@@ -41,6 +41,7 @@ class PoolSnapshot:
     total_slot_capacity: int | None = None        # a static pool's slots, an elastic one's maximum
     pool_usage: float | None = None               # dispatched task instances / slot capacity
     scheduling_type: str | None = None            # Flex, OnDemand, Reserved
+    project: str | None = None                    # projectUuid: whose budgets the pool spends
     scaling: Scaling | None = None                # the policies (activePolicyName kept apart, below)
     active_policy: str | None = None              # scaling.activePolicyName
 

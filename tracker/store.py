@@ -194,6 +194,20 @@ class Store:
             return _utc_aware(cursor.execute("SELECT max(recorded_at) FROM events WHERE pool_uuid = ? AND type = ?",
                                              [pool_uuid, event_type]).fetchone()[0])
 
+    def last_times(self, types: tuple[str, ...]) -> dict[str, datetime]:
+        """Each pool's latest event of these types: where a collector left off before a restart."""
+        with self._con.cursor() as cursor:
+            rows = cursor.execute("SELECT pool_uuid, max(recorded_at) FROM events WHERE type IN (SELECT unnest(?)) "
+                                  "AND pool_uuid IS NOT NULL GROUP BY pool_uuid", [list(types)]).fetchall()
+        return {uuid: _utc_aware(at) for uuid, at in rows}
+
+    def latest_account(self) -> dict:
+        """The latest value of each account-wide figure (`account_observed` events)."""
+        with self._con.cursor() as cursor:
+            rows = cursor.execute("SELECT payload->>'$.what', arg_max(payload->'$.value', seq)::VARCHAR FROM events "
+                                  "WHERE type = 'account_observed' GROUP BY ALL").fetchall()
+        return {what: json.loads(value) for what, value in rows}
+
     def _fold(self, event: Event) -> None:
         if event.pool_uuid is None:
             return

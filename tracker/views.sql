@@ -132,3 +132,62 @@ SELECT pool_uuid, "at", state, running_instances,
        scaling
 FROM filled LEFT JOIN pool_meta m USING (pool_uuid)
 QUALIFY row_number() OVER (PARTITION BY pool_uuid, "at" ORDER BY seq DESC) = 1;
+
+-- Euros per pool per hour: credits checkpoints (cumulative), spread linearly between consecutive ones.
+CREATE OR REPLACE VIEW cost_hourly AS
+WITH pairs AS (
+    SELECT pool_uuid, recorded_at AS t, value_new AS v, lead(recorded_at) OVER w AS t2, lead(value_new) OVER w AS v2
+    FROM events WHERE type = 'credits_checkpointed' WINDOW w AS (PARTITION BY pool_uuid ORDER BY seq)
+), hours AS (
+    SELECT *, unnest(generate_series(date_trunc('hour', t), t2, INTERVAL 1 HOUR)) AS hour
+    FROM pairs WHERE t2 > t AND v2 >= v
+)
+SELECT pool_uuid, hour,
+       sum((v2 - v) * date_diff('microsecond', greatest(t, hour), least(t2, hour + INTERVAL 1 HOUR))
+           / date_diff('microsecond', t, t2)) AS euros
+FROM hours WHERE least(t2, hour + INTERVAL 1 HOUR) > greatest(t, hour)
+GROUP BY pool_uuid, hour;
+
+-- Energy (Wh), reused heat (Wh) and footprint (gCO2eq) per pool per hour, from carbon-facts checkpoints.
+CREATE OR REPLACE VIEW carbon_hourly AS
+WITH readings AS (
+    SELECT pool_uuid, seq, recorded_at AS t, (payload->>'$.energy_wh')::DOUBLE AS wh,
+           coalesce((payload->>'$.reused_energy_wh')::DOUBLE, 0) AS reused, (payload->>'$.carbon_g')::DOUBLE AS g
+    FROM events WHERE type = 'carbon_checkpointed'
+), pairs AS (
+    SELECT pool_uuid, t, lead(t) OVER w AS t2, lead(wh) OVER w - wh AS wh, lead(reused) OVER w - reused AS reused,
+           lead(g) OVER w - g AS g
+    FROM readings WINDOW w AS (PARTITION BY pool_uuid ORDER BY seq)
+), hours AS (
+    SELECT *, unnest(generate_series(date_trunc('hour', t), t2, INTERVAL 1 HOUR)) AS hour,
+           date_diff('microsecond', t, t2) AS span
+    FROM pairs WHERE t2 > t AND wh >= 0
+)
+SELECT pool_uuid, hour,
+       sum(wh * date_diff('microsecond', greatest(t, hour), least(t2, hour + INTERVAL 1 HOUR)) / span) AS energy_wh,
+       sum(reused * date_diff('microsecond', greatest(t, hour), least(t2, hour + INTERVAL 1 HOUR)) / span) AS reused_wh,
+       sum(g * date_diff('microsecond', greatest(t, hour), least(t2, hour + INTERVAL 1 HOUR)) / span) AS carbon_g
+FROM hours WHERE least(t2, hour + INTERVAL 1 HOUR) > greatest(t, hour)
+GROUP BY pool_uuid, hour;
+
+-- The observed price: euros consumed / running slot-hours between consecutive credits checkpoints, per
+-- scheduling type (no price list exists; this is what the account actually paid).
+CREATE OR REPLACE VIEW price_per_slot_hour AS
+WITH credits AS (
+    SELECT pool_uuid, recorded_at AS t, lead(recorded_at) OVER w AS t2, lead(value_new) OVER w - value_new AS euros
+    FROM events WHERE type = 'credits_checkpointed' WINDOW w AS (PARTITION BY pool_uuid ORDER BY seq)
+), slots AS (
+    SELECT pool_uuid, "at" AS s, lead("at") OVER (PARTITION BY pool_uuid ORDER BY "at") AS s2, running_slots
+    FROM slot_timeline
+), spent AS (
+    SELECT c.pool_uuid, c.euros,
+           sum(coalesce(s.running_slots, 0) * date_diff('microsecond', greatest(c.t, s.s), least(c.t2, coalesce(s.s2, c.t2)))
+               / 3.6e9) AS slot_hours
+    FROM credits c JOIN slots s ON s.pool_uuid = c.pool_uuid AND s.s < c.t2 AND coalesce(s.s2, c.t2) > c.t
+    WHERE c.t2 IS NOT NULL AND c.euros >= 0
+    GROUP BY c.pool_uuid, c.t, c.euros
+)
+SELECT coalesce(m.scheduling_type, 'unknown') AS scheduling_type, sum(euros) AS euros, sum(slot_hours) AS slot_hours,
+       sum(euros) / nullif(sum(slot_hours), 0) AS euros_per_slot_hour
+FROM spent LEFT JOIN pool_meta m USING (pool_uuid)
+GROUP BY ALL;
