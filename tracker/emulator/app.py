@@ -84,7 +84,7 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         static = ElasticSettings(slots, slots, 0, 0, 1.0, 90, is_elastic=False)
         scaling = parse_scaling(body.get("scaling"))   # scaling wins: elasticProperty is then only stored
         elastic = body.get("elasticProperty") or {}
-        chosen = parse_settings(elastic, static) if elastic.get("isElastic") and scaling is None else static
+        chosen = parse_settings(elastic, static) if elastic.get("isElastic") else static
         extra = {k: v for k, v in body.items() if k not in INTERPRETED}   # kept verbatim
         pool = cluster.create_pool(body.get("name") or "pool", body.get("profile") or "docker-batch", chosen,
                                    tags=body.get("tags") or [], labels=body.get("labels") or {},
@@ -120,14 +120,13 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
             return Response(status_code=200)
         body = await body_of(request)  # PUT: the SDK's commit(), whole document
         refuse_unless_running(pool, "update")
-        scaling = parse_scaling(body.get("scaling"))
-        if scaling is not None:   # scaling wins over an elasticProperty in the same document
-            if scaling != pool.scaling:   # resending the same document changes nothing
-                cluster.set_settings(pool.uuid, scaling)
-            return Response(status_code=200)
-        settings = parse_settings(body.get("elasticProperty"), pool.settings)   # validated even when unused
-        # A static pool's size (instanceCount) cannot change after submission; a scaling pool keeps its scaling.
-        if settings.is_elastic and pool.scaling is None:
+        scaling = parse_scaling(body.get("scaling"))   # both validated before anything changes
+        settings = parse_settings(body.get("elasticProperty"), pool.settings)
+        if scaling is not None and scaling != pool.scaling:   # resending the same document changes nothing
+            cluster.set_settings(pool.uuid, scaling)
+        # Legacy settings are kept (served back) but size the pool only when it has no scaling document;
+        # a static pool's size (instanceCount) cannot change after submission.
+        if settings.is_elastic:
             cluster.set_settings(pool.uuid, settings)
         return Response(status_code=200)
 

@@ -1,10 +1,11 @@
 """How an emulated pool is sized: a `scaling` document (the current API) or legacy `elasticProperty`.
 
-- A pool created or committed with a non-null `scaling` is sized by it from then on ("scaling wins":
-  an `elasticProperty` in the same request is ignored). A request without `scaling` (or with null)
-  leaves an existing scaling document in force.
-- `elasticProperty` is served as the last legacy settings the pool was given (for a pool created with
-  only `scaling`, the SDK's non-elastic default: `instanceCount` nodes); legacy pools serve `scaling: null`.
+- A pool created or committed with a non-null `scaling` is sized by it from then on ("scaling wins"
+  over an `elasticProperty` in the same request). A request without `scaling` (or with null) leaves an
+  existing scaling document in force. Resending the pool's own scaling document changes nothing.
+- `elasticProperty` is served as the last legacy settings the pool was given, validated (400) and kept
+  even when a scaling document sizes the pool (for a pool created with only `scaling`, the SDK's
+  non-elastic default: `instanceCount` nodes). Legacy pools serve `scaling: null`.
 - `totalSlotCapacity` of a scaling pool: the largest slot count any of its policies allows (a Fixed
   policy's `slotsCount`, a ManagedTasksQueue policy's `maxTotalSlots`).
 
