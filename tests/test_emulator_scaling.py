@@ -206,3 +206,21 @@ def test_a_multi_slot_pool_follows_its_scaling_in_slots(emu):
     fresh = conn.retrieve_pool(pool.uuid)
     assert fresh.scaling.active_policy_name == "office-hours"
     assert (fresh.running_instance_count, fresh.running_core_count, fresh.total_slot_capacity) == (3, 48, 16)
+
+
+def test_with_no_policy_enabled_the_active_name_is_null_and_the_pool_empties(emu):
+    uuid = next(u for u, p in emu.cluster.pools.items() if p.scaling is None and p.settings.is_elastic)
+    weekend = {"policies": [{"type": "Fixed", "name": "weekend", "slotsCount": 3, "enabledPeriods": [
+        {"type": "Weekly", "days": ["saturday", "sunday"], "startTimeUtc": "00:00:00", "endTimeUtc": "00:00:00"}]},
+        {"type": "Fixed", "name": "unperiodised", "slotsCount": 2, "enabledPeriods": None}]}   # null: always
+    with http(emu) as api:
+        assert api.put(f"/pools/{uuid}/scaling", json=weekend).status_code == 200
+        assert api.get(f"/pools/{uuid}").json()["scaling"]["activePolicyName"] == "unperiodised"
+        del weekend["policies"][1]
+        assert api.put(f"/pools/{uuid}/scaling", json=weekend).status_code == 200
+        emu.clock.now += 6 * HOUR   # Friday 14:00: no policy enabled; running work finishes, slots go
+        doc = api.get(f"/pools/{uuid}").json()
+        assert doc["scaling"]["activePolicyName"] is None and doc["totalSlotCapacity"] == 3
+        assert doc["runningInstanceCount"] == emu.cluster.pools[uuid].model.busy
+        emu.clock.now += 10 * HOUR  # Saturday 00:00 UTC: the weekend policy starts its three slots
+        assert api.get(f"/pools/{uuid}").json()["scaling"]["activePolicyName"] == "weekend"

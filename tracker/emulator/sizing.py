@@ -45,7 +45,7 @@ def _with_defaults(policy: object) -> object:
         for key, value in MANAGED_DEFAULTS.items():
             if filled.get(key) is None:
                 filled[key] = value
-    if "enabledPeriods" not in filled:
+    if filled.get("enabledPeriods") is None:
         filled["enabledPeriods"] = [{"type": "Always"}]
     return filled
 
