@@ -125,7 +125,8 @@ def test_put_scaling_endpoint_over_http_and_its_refusals(emu):
 
 
 @pytest.mark.parametrize("policies,field", [
-    ([{"type": "ManagedTasksQueue", "name": "d", "maxTotalSlots": 4, "scalingFactor": 1.5}], "policies[0].scalingFactor"),
+    ([{"type": "ManagedTasksQueue", "name": "d", "maxTotalSlots": 4, "scalingFactor": 1.5}],
+     "policies[0].scalingFactor"),
     ([{"type": "Fixed", "name": "a", "slotsCount": 2}, {"type": "Fixed", "name": "b", "slotsCount": -1}],
      "policies[1].slotsCount"),
     ([{"type": "Fixed", "name": "w", "slotsCount": 2, "enabledPeriods": [

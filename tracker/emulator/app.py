@@ -137,7 +137,8 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         scaling = parse_scaling(body)
         if scaling is None:
             raise InvalidScaling("scaling", "must be an object, got null")
-        cluster.set_settings(pool.uuid, scaling)
+        if scaling != pool.scaling:
+            cluster.set_settings(pool.uuid, scaling)
         return Response(status_code=200)
 
     async def close_pool(request):
