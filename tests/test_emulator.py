@@ -7,6 +7,7 @@ from tracker.config import load_config
 from tracker.daemon import Daemon
 from tracker.emulator import Emulator
 from tracker.emulator.cluster import Cluster
+from tracker.emulator.documents import pool_document
 from policies.workload import Workload
 
 DAY = 86400.0
@@ -34,12 +35,16 @@ def test_pools_live_their_lifecycle_within_their_bounds():
     assert failing.previous_state in ("PartiallyExecuting", "FullyExecuting")
 
 
-def test_execution_time_is_the_integral_of_running_cores():
+def test_execution_time_is_the_integral_of_running_instances_and_cores_stay_exact():
     cluster = Cluster(lambda: 0.0)
-    pool = cluster.create_pool("p", "docker-batch-large", ElasticSettings(2, 2, 0, 0, 1.0, 90), at=0.0)
+    pool = cluster.create_pool("p", "docker-batch-large", ElasticSettings(4, 4, 0, 0, 1.0, 90), at=0.0,
+                               slots_per_node=2)
     cluster.advance(pool, 3600.0)
-    # two slots ready after the 60 s start-up delay, 16 cores each
-    assert pool.execution_seconds() == pytest.approx(2 * 16 * (3600 - 60))
+    # four slots on two nodes ready after the 60 s start-up delay, 16 cores each
+    assert pool.execution_seconds() == pytest.approx(2 * (3600 - 60))          # node-seconds
+    assert pool.core_seconds() == pytest.approx(2 * 16 * (3600 - 60))
+    doc = pool_document(pool, 3600.0)
+    assert doc["executionTime"] == "01:58:00" and doc["status"]["executionTimeSec"] == 2 * (3600 - 60)
 
 
 def test_invalid_elastic_settings_are_refused_with_a_message():
@@ -185,20 +190,25 @@ def test_sizes_agree_with_the_running_nodes_and_the_ground_truth():
                 assert nodes == -(-model.ready // per_node)          # a node runs while any slot does
                 assert doc["runningCoreCount"] == nodes * pool.cores_per_node
                 assert model.busy <= nodes * per_node
-                elastic = doc["elasticProperty"]
-                capacity = elastic["maxTotalSlots"] if elastic["isElastic"] else pool.settings.max_total_slots
+                elastic, scaling = doc["elasticProperty"], doc["scaling"]
+                capacity = (elastic["maxTotalSlots"] if elastic["isElastic"] else pool.settings.max_total_slots)
+                if scaling is not None:   # the largest slot count any policy allows
+                    capacity = max(p.get("slotsCount", p.get("maxTotalSlots")) for p in scaling["policies"])
+                    assert scaling["activePolicyName"] == pool.scaling.policy_at(clock.now).name
                 assert doc["totalSlotCapacity"] == capacity
                 assert doc["poolUsage"] == pytest.approx(model.busy / capacity, abs=1e-4)
                 infos = doc["status"]["runningInstancesInfo"]["perRunningInstanceInfo"]
                 assert all(i["coreCount"] == pool.cores_per_node for i in infos)
                 assert sum(i["phase"] == "execution" for i in infos) == min(-(-model.busy // per_node), 8)
-        kinds = {(p.settings.is_elastic, p.slots_per_node > 1) for p in emu.cluster.pools.values()}
-        assert {(True, False), (True, True), (False, False)} <= kinds
-        for uuid, pool in emu.cluster.pools.items():   # executionTime = integral of the "cores" ground truth
+        kinds = {(p.settings.is_elastic, p.slots_per_node > 1, p.scaling is not None)
+                 for p in emu.cluster.pools.values()}
+        assert {(True, False, False), (True, True, False), (False, False, False), (False, False, True)} <= kinds
+        for uuid, pool in emu.cluster.pools.items():   # core-seconds = integral of the "cores" ground truth
             cores, last, total = 0, None, 0.0
             for t in emu.cluster.ground_truth:
                 if t.pool == uuid and t.kind == "cores":
                     total += cores * (t.at - last) if last is not None else 0.0
                     cores, last = t.new, t.at
             total += cores * (clock.now - last) if last is not None else 0.0
-            assert pool.execution_seconds() == pytest.approx(total, rel=1e-9, abs=1e-6)
+            assert pool.core_seconds() == pytest.approx(total, rel=1e-9, abs=1e-6)
+            assert pool.execution_seconds() == pytest.approx(total / pool.cores_per_node, rel=1e-9, abs=1e-6)

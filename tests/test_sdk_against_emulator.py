@@ -106,7 +106,8 @@ def test_status_of_every_pool_kind_reads_cleanly(still):
     conn, kinds = connect(still), set()
     for pool in conn.all_pools(summary=False):
         per_node = pool.multi_slots_settings.to_json()["slotsPerNode"]
-        kinds.add("static" if not pool.is_elastic else "multi-slot" if per_node > 1 else "elastic")
+        kinds.add("scaling" if pool.scaling is not None else "static" if not pool.is_elastic
+                  else "multi-slot" if per_node > 1 else "elastic")
         status = pool.status
         nodes = status.running_instances_info.per_running_instance_info
         assert status.execution_time_sec == round(still.cluster.pools[pool.uuid].execution_seconds())
@@ -120,7 +121,7 @@ def test_status_of_every_pool_kind_reads_cleanly(still):
         assert repr(pool.scheduling_type) in ("Flex", "OnDemand", "Reserved")
         busy_slots = pool.pool_usage * pool.total_slot_capacity
         assert busy_slots <= pool.running_instance_count * per_node + 1e-6
-    assert kinds == {"static", "multi-slot", "elastic"}
+    assert kinds == {"static", "multi-slot", "elastic", "scaling"}
 
 
 def test_multi_slot_pool_is_created_sized_in_nodes_and_keeps_its_scaling(still):

@@ -14,16 +14,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from policies.scaling import InvalidScaling
 from policies.settings import ElasticSettings, InvalidSettings
-from tracker.emulator.cluster import NOT_RUNNING, SCHEDULING_TYPES, Cluster, parse_settings
+from tracker.emulator.cluster import NOT_RUNNING, SCHEDULING_TYPES, Cluster
 from tracker.emulator.documents import api_time, pool_document
 from tracker.emulator.faults import FaultPlan, Faults
 from tracker.emulator.filters import compile_filter
 from tracker.emulator.pages import page
+from tracker.emulator.sizing import parse_scaling, parse_settings
 
 MAX_PAGE = 1000
 INTERPRETED = ("name", "profile", "tags", "labels", "shortname", "elasticProperty", "instanceCount",
-               "multiSlotsSettings", "schedulingType")
+               "multiSlotsSettings", "schedulingType", "scaling")
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
@@ -80,13 +82,14 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         per_node, scheduling = slots_per_node(body), scheduling_type(body)
         slots = int(body.get("instanceCount") or 1) * per_node   # a static pool's instances are nodes
         static = ElasticSettings(slots, slots, 0, 0, 1.0, 90, is_elastic=False)
+        scaling = parse_scaling(body.get("scaling"))   # scaling wins: elasticProperty is then only stored
         elastic = body.get("elasticProperty") or {}
         chosen = parse_settings(elastic, static) if elastic.get("isElastic") else static
-        extra = {k: v for k, v in body.items() if k not in INTERPRETED}   # e.g. `scaling`, kept verbatim
+        extra = {k: v for k, v in body.items() if k not in INTERPRETED}   # kept verbatim
         pool = cluster.create_pool(body.get("name") or "pool", body.get("profile") or "docker-batch", chosen,
                                    tags=body.get("tags") or [], labels=body.get("labels") or {},
                                    shortname=body.get("shortname"), extra=extra, slots_per_node=per_node,
-                                   scheduling_type=scheduling)
+                                   scheduling_type=scheduling, scaling=scaling)
         return json_response({"uuid": pool.uuid})
 
     async def paginate(request):
@@ -117,11 +120,25 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
             return Response(status_code=200)
         body = await body_of(request)  # PUT: the SDK's commit(), whole document
         refuse_unless_running(pool, "update")
+        scaling = parse_scaling(body.get("scaling"))   # both validated before anything changes
         settings = parse_settings(body.get("elasticProperty"), pool.settings)
-        if settings.is_elastic:   # a static pool's size (instanceCount) cannot change after submission
+        if scaling is not None and scaling != pool.scaling:   # resending the same document changes nothing
+            cluster.set_settings(pool.uuid, scaling)
+        # Legacy settings are kept (served back) but size the pool only when it has no scaling document;
+        # a static pool's size (instanceCount) cannot change after submission.
+        if settings.is_elastic:
             cluster.set_settings(pool.uuid, settings)
-        if "scaling" in body:   # stored and served back verbatim; not interpreted yet
-            pool.extra["scaling"] = body["scaling"]
+        return Response(status_code=200)
+
+    async def scaling_endpoint(request):   # PUT /pools/{uuid}/scaling, the C# SDK's call: the scaling object
+        pool = find(request)
+        body = await body_of(request)
+        refuse_unless_running(pool, "update the scaling of")
+        scaling = parse_scaling(body)
+        if scaling is None:
+            raise InvalidScaling("scaling", "must be an object, got null")
+        if scaling != pool.scaling:
+            cluster.set_settings(pool.uuid, scaling)
         return Response(status_code=200)
 
     async def close_pool(request):
@@ -172,6 +189,7 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         Route("/pools/summaries/paginate", paginate, methods=["POST"]),
         Route("/pools/{uuid}", pool_endpoint, methods=["GET", "PUT", "DELETE"]),
         Route("/pools/{uuid}/close", close_pool, methods=["POST"]),
+        Route("/pools/{uuid}/scaling", scaling_endpoint, methods=["PUT"]),
         Route("/tasks", submit_task, methods=["POST"]),
         Route("/tasks/{uuid}", get_task),
         Route("/_emulator/ground-truth", ground_truth),
@@ -182,6 +200,7 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         LookupError: lambda request, exc: error(404, str(exc).strip("'")),
         ValueError: lambda request, exc: error(400, str(exc)),
         NotRunning: lambda request, exc: error(403, str(exc)),
+        InvalidScaling: lambda request, exc: error(400, f"invalid scaling: {exc.field}: {exc.problem}"),
         InvalidSettings: lambda request, exc: error(400, f"invalid elasticProperty: {exc}"),
     })
     return FaultyAuthApp(app, token, faults, cluster.clock)

@@ -10,6 +10,8 @@ tests can compare what a tracker recorded with what really happened; a change of
 policy lands there as kind "policy" (old and new `activePolicyName`). The model counts slots; a pool's
 nodes (running instances) are `ceil(ready slots / slotsPerNode)` (see `tracker.emulator.nodes`), and
 every change of running cores (nodes x cores per node) lands in the ground truth as "cores".
+A pool is sized by a scaling document or by legacy elastic settings (see `tracker.emulator.sizing`);
+a pool created with a scaling document records its first active policy (old None) at creation.
 
 Deleting a pool drains it into `PendingDelete`; it stays listed for `delete_delay` simulated seconds,
 then disappears ("deleted" in the ground truth).
@@ -27,9 +29,10 @@ from typing import Callable
 
 from policies.model import ModelConstants, PoolModel
 from policies.scaling import Scaling
-from policies.settings import ElasticSettings, InvalidSettings
+from policies.settings import ElasticSettings
 from policies.workload import HOUR, PATTERNS, Workload
 from tracker.emulator.nodes import NodeMeter
+from tracker.emulator.sizing import capacity, seeded_scaling
 
 PROFILES = {"docker-batch": 4, "docker-batch-large": 16, "docker-nvidia": 8}  # profile -> cores per node
 SCHEDULING_TYPES = ("Flex", "OnDemand", "Reserved")                           # as the SDK spells them
@@ -88,6 +91,7 @@ class EmulatedPool:
     delete_at: float | None = None
     nodes: NodeMeter | None = None
     order: int = 0          # creation sequence number: the listing order and the page tokens' key
+    scaling: Scaling | None = None   # the scaling document sizing the pool; None: `settings` do (legacy)
 
     def __post_init__(self) -> None:
         if self.nodes is None:
@@ -111,10 +115,16 @@ class EmulatedPool:
 
     @property
     def slot_capacity(self) -> int:
-        """`totalSlotCapacity`: the slots of a static pool, the maximum slots of an elastic one."""
-        return self.settings.max_total_slots
+        """`totalSlotCapacity`: the slots of a static pool, the maximum slots of an elastic one, the
+        largest slot count any policy allows for a scaling pool."""
+        return self.settings.max_total_slots if self.scaling is None else capacity(self.scaling)
 
     def execution_seconds(self) -> float:
+        """`executionTime`: node-seconds (the integral of running instances); see the README."""
+        return self.nodes.node_seconds(self.model.now)
+
+    def core_seconds(self) -> float:
+        """The exact integral of running cores (the "cores" ground truth)."""
         return self.nodes.core_seconds(self.model.now)
 
 
@@ -138,29 +148,35 @@ class Cluster:
                     workload: Workload | None = None, tags=(), labels=None, shortname=None,
                     fail_at: float | None = None, close_at: float | None = None, extra=None,
                     uuid: str | None = None, record_waits: bool = False, slots_per_node: int = 1,
-                    scheduling_type: str = "Flex") -> EmulatedPool:
+                    scheduling_type: str = "Flex", scaling: Scaling | None = None) -> EmulatedPool:
+        """`settings` are served as `elasticProperty`; `scaling`, when given, sizes the pool instead."""
         with self.lock:
             created = self.clock() if at is None else at
             pool_id = uuid or str(uuidlib.uuid4())
-            model = PoolModel(settings, created, self.constants, waits=[] if record_waits else None)
+            model = PoolModel(scaling or settings, created, self.constants, waits=[] if record_waits else None)
             pool = EmulatedPool(pool_id, name, profile, settings, created, model, workload, list(tags),
                                 dict(labels or {}), shortname, transition_time=created, last_modified=created,
                                 fail_at=fail_at, close_at=close_at, fed_until=created, extra=dict(extra or {}),
                                 slots_per_node=slots_per_node, scheduling_type=scheduling_type,
-                                order=next(self._created))
+                                order=next(self._created), scaling=scaling)
             model.on_change = lambda t, kind, old, new: self._on_model_change(pool, t, kind, old, new)
             model.on_policy = lambda t, old, new: self.ground_truth.append(Truth(t, pool.uuid, "policy", old, new))
             self.pools[pool_id] = pool
             self.ground_truth.append(Truth(created, pool_id, "state", None, "Submitted"))
+            if scaling is not None:
+                self.ground_truth.append(Truth(created, pool_id, "policy", None, model.active_policy_name))
             return pool
 
     def populate(self, count: int, seed: int, start: float) -> None:
-        """A varied demo cluster: every workload pattern, static and elastic pools, a few failures.
+        """A varied demo cluster: every workload pattern, static, elastic and scaling pools, a few failures.
 
-        Every 8th pool (from the 6th) is static and every 4th (from the 3rd) multi-slot, so even a small
-        cluster has each kind; their shape comes from a second generator so the rest stays as it was.
+        Every 8th pool (from the 6th) is static and every 4th (from the 3rd) multi-slot; every 8th from
+        the 2nd is sized by a scaling document, alternately an Always ManagedTasksQueue policy and a
+        weekday 08:00-18:00 UTC Fixed policy before it. So even a small cluster has each kind; their
+        shape comes from other generators, so the other pools' draws stay as they were.
         """
         rng, shape = random.Random(seed), random.Random(seed * 7919 + 17)
+        plan = random.Random(seed * 104_729 + 31)
         for i in range(count):
             pattern = PATTERNS[i % len(PATTERNS)]
             profile = rng.choice(list(PROFILES))
@@ -176,6 +192,9 @@ class Cluster:
             if i % 8 == 5 and settings.is_elastic:
                 size = shape.randint(1, 8)
                 settings = ElasticSettings(size, size, 0, 0, 1.0, 90, is_elastic=False)
+            scaling = seeded_scaling(plan, weekly=i % 16 == 9) if i % 8 == 1 else None
+            if scaling is not None:       # created as the SDK does it: one node, not elastic, plus `scaling`
+                settings = ElasticSettings(1, 1, 0, 0, 1.0, 90, is_elastic=False)
             if not settings.is_elastic:   # a static pool's size is in nodes; the model counts slots
                 slots = settings.max_total_slots * slots_per_node
                 settings = ElasticSettings(slots, slots, 0, 0, 1.0, 90, is_elastic=False)
@@ -187,7 +206,7 @@ class Cluster:
                 fail_at=start + rng.uniform(600, 2 * 86400) if rng.random() < 0.03 else None,
                 close_at=start + rng.uniform(3600, 7 * 86400) if rng.random() < 0.05 else None,
                 uuid=str(uuidlib.UUID(int=rng.getrandbits(128), version=4)), slots_per_node=slots_per_node,
-                scheduling_type=shape.choice(("Flex", "Flex", "Flex", "OnDemand", "Reserved")))
+                scheduling_type=shape.choice(("Flex", "Flex", "Flex", "OnDemand", "Reserved")), scaling=scaling)
 
     # -- time -------------------------------------------------------------------------------------
     def advance(self, pool: EmulatedPool, now: float) -> None:
@@ -239,16 +258,19 @@ class Cluster:
 
     # -- commands from the API --------------------------------------------------------------------
     def set_settings(self, pool_id: str, settings: ElasticSettings | Scaling) -> None:
-        """Legacy elastic settings or a scaling document; `pool.settings` keeps the last elastic ones."""
+        """A scaling document sizes the pool from now on; legacy elastic settings become `pool.settings`
+        and size the pool only while it has no scaling document (see `tracker.emulator.sizing`)."""
         with self.lock:
             pool = self.pool(pool_id)
-            if isinstance(settings, ElasticSettings):
-                settings.validated()
             now = self.clock()
+            if isinstance(settings, ElasticSettings):
+                pool.settings = settings.validated()
+                if pool.scaling is not None:
+                    return
+            else:
+                pool.scaling = settings
             pool.model.set_settings(now, settings)
             pool.last_modified = now
-            if isinstance(settings, ElasticSettings):
-                pool.settings = settings
 
     def submit_task(self, pool_id: str, instances: int, duration: float) -> None:
         with self.lock:
@@ -332,12 +354,3 @@ _STATE_ORDER = ("Submitted", "PartiallyDispatched", "FullyDispatched")
 def _order(state: str) -> int:
     return _STATE_ORDER.index(state) if state in _STATE_ORDER else len(_STATE_ORDER)
 
-
-def parse_settings(body: dict | None, fallback: ElasticSettings) -> ElasticSettings:
-    """`elasticProperty` from a request -> settings, or InvalidSettings naming the problem."""
-    if not body:
-        return fallback
-    try:
-        return ElasticSettings.from_api(body).validated()
-    except (TypeError, ValueError) as exc:
-        raise InvalidSettings(str(exc)) from None

@@ -3,15 +3,20 @@
 Sizes, as the API reports them (the model counts slots; `tracker.emulator.nodes` maps them to nodes):
 - `runningInstanceCount`: running nodes; `instanceCount`: nodes running or starting;
   `runningCoreCount`: running nodes x cores per node;
-- `totalSlotCapacity`: the slots of a static pool, the maximum slots of an elastic one;
+- `totalSlotCapacity`: the slots of a static pool, the maximum slots of an elastic one, the largest
+  slot count any policy allows for a scaling pool;
 - `poolUsage`: task instances running (one per slot) / `totalSlotCapacity`;
-- `executionTime` and `status.executionTimeSec`: core-seconds of the running nodes so far.
+- `executionTime` and `status.executionTimeSec`: node-seconds (the integral of running instances) so
+  far, an unverified reading of Qarnot's own figure (see the README); per-CPU-model `timeGhz` is that
+  times the clock, per-instance `executionTimeSec` the node's running seconds.
+- `scaling`: the scaling document with the `activePolicyName` the model has now; null on legacy pools.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from tracker.emulator.cluster import EmulatedPool
+from tracker.emulator.sizing import served_scaling
 from tracker.parse import format_timespan
 
 INSTANCE_INFO_LIMIT = 8  # per-instance status entries listed per pool, to keep documents small
@@ -61,6 +66,7 @@ def pool_document(pool: EmulatedPool, now: float) -> dict:
         "errors": pool.errors,
         "executionTime": format_timespan(pool.execution_seconds()),
         "elasticProperty": pool.settings.to_api(),
+        "scaling": None if pool.scaling is None else served_scaling(pool.scaling, model.active_policy_name),
         "autoDeleteOnCompletion": False,
         "completionTimeToLive": "00:00:00",
         "taskDefaultWaitForPoolResourcesSynchronization": False,
@@ -125,7 +131,7 @@ def node_info(pool: EmulatedPool, index: int, started: float, now: float) -> dic
         "maxMemoryMB": memory_mb, "currentMemoryMB": round(memory_mb * usage / 250),
         "maxFrequencyGHz": ghz, "currentFrequencyGHz": ghz,
         "networkInKbps": 0.0, "networkOutKbps": 0.0, "progress": 0.0,
-        "executionTimeSec": round(running * cores), "executionTimeGHz": round(running * cores * ghz, 3),
+        "executionTimeSec": round(running), "executionTimeGHz": round(running * ghz, 3),
         "cpuModel": cpu, "coreCount": cores, "executionAttemptCount": 1,
         "activeForwards": [], "vpnConnections": [],
     }
