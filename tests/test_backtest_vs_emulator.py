@@ -1,12 +1,8 @@
 """The emulator and the back-tester agree: a workload run through the emulator and recorded by the
 tracker, then replayed by the back-tester from that history, costs the same billed slot-hours within 2%,
 under legacy elastic settings and under a weekly scaling schedule (committed to a running pool, or the
-pool created with it), on one-slot and multi-slot nodes.
-
-A multi-slot pool's history counts nodes (`runningInstanceCount`), and `policies.traces.history_to_trace`
-takes them for slots, which starts the trace's instances late and cuts its slot-hours by ~40%: that path
-is a strict xfail until the tracker gives the trace running slots; the same history with nodes turned into
-slots (x `slotsPerNode`) agrees within 2%, which is what the emulator vouches for."""
+pool created with it), on one-slot and multi-slot nodes (the history's running slots are nodes x
+`slotsPerNode`, as the tracker records them)."""
 from dataclasses import dataclass
 
 import httpx
@@ -38,15 +34,12 @@ def true_slot_seconds(truth, pool, start, end):
     return total + sum(slots.values()) * (end - last)
 
 
-MULTI_SLOT_BUG = pytest.mark.xfail(strict=True, reason="history_to_trace takes running nodes for slots")
 CASES = [
     ("bursty", ElasticSettings(0, 40, 1, 300, 0.5, 90), "commit", 1),
     ("steady", ElasticSettings(1, 30, 0, 120, 1.0, 120), "commit", 1),
     ("diurnal", ElasticSettings(0, 60, 2, 600, 0.25, 90), "commit", 1),
     ("steady", FRIDAY_RUSH, "commit", 1),
     ("diurnal", FRIDAY_RUSH, "create", 1),
-]
-MULTI_SLOT = [
     ("bursty", ElasticSettings(0, 40, 1, 300, 0.5, 90), "create", 4),
     ("steady", FRIDAY_RUSH, "create", 2),
 ]
@@ -96,21 +89,12 @@ def agree(recording, settings, frame):
     assert truth > 10 * 3600 and replayed == pytest.approx(truth, rel=0.02)
 
 
-@pytest.mark.parametrize("pattern,settings,how,per_node",
-                         CASES + [pytest.param(*case, marks=MULTI_SLOT_BUG) for case in MULTI_SLOT])
+@pytest.mark.parametrize("pattern,settings,how,per_node", CASES)
 def test_recorded_history_replays_to_the_same_slot_hours(tmp_path_factory, pattern, settings, how, per_node):
     recording = record(tmp_path_factory, pattern, settings, how, per_node)
     switches = [(t.at, t.old, t.new) for t in recording.truth if t.kind == "policy"]
     if isinstance(settings, Scaling):   # the emulator recorded activePolicyName changes at the boundaries
         first = (START, "elastic", "default") if how == "commit" else (START, None, "default")
         assert switches == [first, (START + 2 * 3600, "default", "rush"), (START + 6 * 3600, "rush", "default")]
+    assert recording.slots_per_node == per_node
     agree(recording, settings, recording.frame)
-
-
-@pytest.mark.parametrize("pattern,settings,how,per_node", MULTI_SLOT)
-def test_multi_slot_history_in_slots_replays_to_the_same_slot_hours(tmp_path_factory, pattern, settings, how,
-                                                                     per_node):
-    recording = record(tmp_path_factory, pattern, settings, how, per_node)
-    assert recording.slots_per_node == per_node > 1
-    in_slots = recording.frame.assign(running_instances=recording.frame["running_instances"] * per_node)
-    agree(recording, settings, in_slots)

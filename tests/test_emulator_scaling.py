@@ -130,7 +130,7 @@ def test_put_scaling_endpoint_over_http_and_its_refusals(emu):
     ([{"type": "Fixed", "name": "a", "slotsCount": 2}, {"type": "Fixed", "name": "b", "slotsCount": -1}],
      "policies[1].slotsCount"),
     ([{"type": "Fixed", "name": "w", "slotsCount": 2, "enabledPeriods": [
-        {"type": "Weekly", "days": ["Friday"], "startTimeUtc": "10:00:00", "endTimeUtc": "14:00:00"}]}],
+        {"type": "Weekly", "days": ["Fryday"], "startTimeUtc": "10:00:00", "endTimeUtc": "14:00:00"}]}],
      "policies[0].enabledPeriods[0].days[0]"),
     ([{"type": "Fixed", "name": "w", "slotsCount": 2, "enabledPeriods": [
         {"type": "Weekly", "days": ["friday"], "startTimeUtc": "25:00:00", "endTimeUtc": "14:00:00"}]}],
