@@ -1,0 +1,156 @@
+"""Costs, carbon and account figures: parsing the API's answers, when figures are due, and the collector
+beside the state poll (a slow carbon endpoint never delays a poll; one pool's failure costs no other)."""
+import asyncio
+import math
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tracker.config import load_config
+from tracker.costs import BadFigures, account_events, due_for_figures, parse_carbon, parse_credits, parse_quotas
+from tracker.daemon import Daemon
+from tracker.serve import ThreadedServer
+
+T0 = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
+TOKEN = "costs-api-token-0123"
+CARBON = {"total_consumed_energy_Wh": 1200.5, "total_energy_it_Wh": 1000.0, "total_reused_energy_Wh": 800.0,
+          "qarnot_carbon_footprint": 30.2, "equivalent_datacenter_name": "French DC",
+          "equivalent_DC_carbon_footprint": 90.1, "saved_carbon_footprint_compute": 10.0,
+          "saved_carbon_footprint_heat": 50.0, "saved_carbon_footprint_compute_heat": 60.0,
+          "saved_carbon_footprint_percent": 66.5, "PUE": 1.2, "ERE": 0.4, "ERF": 0.67, "WUE": 0.0}
+
+
+def test_carbon_facts_read_with_the_api_names():
+    facts = parse_carbon(CARBON)
+    assert (facts["energy_wh"], facts["reused_energy_wh"], facts["carbon_g"], facts["pue"]) == (1200.5, 800.0, 30.2, 1.2)
+    assert facts["equivalent_datacenter"] == "French DC"
+
+
+@pytest.mark.parametrize("parse,body", [(parse_credits, {"credits": "12"}), (parse_credits, {"credits": -1}),
+                                        (parse_credits, {"credits": math.nan}), (parse_credits, []),
+                                        (parse_carbon, {**CARBON, "PUE": "high"}), (parse_carbon, {"PUE": 1.2}),
+                                        (parse_quotas, {"flex": {"maxCores": True}})])
+def test_figures_the_tracker_cannot_use_are_refused_naming_the_field(parse, body):
+    with pytest.raises(BadFigures):
+        parse(body)
+
+
+def test_quotas_per_scheduling_type_including_reservations():
+    quotas = parse_quotas({"flex": {"maxCores": 64, "runningCoresCount": 60, "maxInstances": 16,
+                                    "runningInstancesCount": 15},
+                           "onDemand": {"maxCores": 32, "runningCoresCount": 0, "maxInstances": 8,
+                                        "runningInstancesCount": 0},
+                           "reserved": [{"reservationName": "r1", "maxCores": 8, "runningCoresCount": 8}]})
+    assert quotas["flex"]["running_cores"] == 60 and quotas["reserved:r1"]["max_cores"] == 8
+    assert quotas["reserved:r1"]["max_instances"] is None
+
+
+@pytest.mark.parametrize("state,since,last,now,due", [
+    ("FullyExecuting", None, None, T0, True),                                   # never fetched
+    ("FullyExecuting", None, T0, T0 + timedelta(minutes=59), False),            # hourly
+    ("FullyExecuting", None, T0, T0 + timedelta(hours=1), True),
+    ("Closed", T0 + timedelta(minutes=5), T0, T0 + timedelta(minutes=6), True),  # once more when it ends
+    ("Closed", T0, T0 + timedelta(minutes=6), T0 + timedelta(days=9), False),  # then never again
+])
+def test_pool_figures_are_due_hourly_while_a_pool_lives_and_once_when_it_ends(state, since, last, now, due):
+    assert due_for_figures(state, since, last, now, 3600) is due
+
+
+@given(st.dictionaries(st.sampled_from(["quotas", "account_credits", "budgets:p1"]), st.integers(0, 3)),
+       st.dictionaries(st.sampled_from(["quotas", "account_credits", "budgets:p1"]), st.integers(0, 3)))
+def test_account_figures_are_recorded_only_when_they_change(previous, observed):
+    events = account_events(previous, T0, observed)
+    assert {e.payload["what"] for e in events} == {k for k, v in observed.items() if previous.get(k) != v}
+
+
+class SlowCarbonApi:
+    """Pool listing and credits answer at once; carbon facts take `carbon_delay` seconds, and one pool's
+    figures fail with a 400: what a busy carbon service looks like to the tracker."""
+
+    def __init__(self, pools: int, carbon_delay: float):
+        self.pools = [{"uuid": f"p{i}", "name": f"pool-{i}", "state": "FullyExecuting", "runningCoreCount": 4,
+                       "runningInstanceCount": 1, "projectUuid": "proj"} for i in range(pools)]
+        self.carbon_delay, self.carbon_calls = carbon_delay, 0
+
+        async def paginate(_):
+            return JSONResponse({"data": self.pools, "isTruncated": False})
+
+        async def credits(request: Request):
+            if request.path_params["uuid"] == "p0":
+                return JSONResponse({"message": "boom"}, status_code=400)
+            return JSONResponse({"credits": 1.5})
+
+        async def carbon(request: Request):
+            self.carbon_calls += 1
+            await asyncio.sleep(self.carbon_delay)
+            if request.path_params["uuid"] == "p0":
+                return JSONResponse({"message": "boom"}, status_code=400)
+            return JSONResponse(CARBON)
+
+        async def quotas(_):
+            return JSONResponse({"flex": {"maxCores": 64, "runningCoresCount": 8, "maxInstances": 16,
+                                          "runningInstancesCount": 2}})
+
+        async def account(_):
+            return JSONResponse({"credits": 99.0})
+
+        async def budgets(_):
+            return JSONResponse({"budgets": [{"uuid": "b", "alias": "q4", "consumedAmountInCents": 1000,
+                                              "totalAmountInCents": 5000, "remainingAmountInCents": 4000,
+                                              "budgetOverrunPolicy": "BlockNew"}]})
+
+        self.server = ThreadedServer(Starlette(routes=[
+            Route("/pools/paginate", paginate, methods=["POST"]),
+            Route("/credits/v1/pools/{uuid}/credits", credits),
+            Route("/carbon/v1/pools/{uuid}/carbon-facts", carbon),
+            Route("/quotas/computing-quotas/user", quotas),
+            Route("/credits/v1/accounts/credits", account),
+            Route("/credits/v1/projects/{project}/budgets", budgets)]))
+
+
+def test_a_slow_carbon_endpoint_never_delays_the_state_poll_and_one_bad_pool_costs_no_other(tmp_path):
+    api = SlowCarbonApi(pools=6, carbon_delay=2.0)
+    api.server.start()
+    try:
+        config, _ = load_config(env={}, overrides={
+            "api.url": api.server.url, "store.path": str(tmp_path / "c.duckdb"), "http.port": 0,
+            "advisor.enabled": False, "api.timeout_seconds": 10, "costs.max_pools_per_run": 4,
+            "costs.concurrency": 4})
+        daemon = Daemon(config, TOKEN, admin_token="x" * 32)
+        assert daemon.poll().ok
+        collecting = threading.Thread(target=daemon.collect, args=["pools"])
+        collecting.start()
+        while api.carbon_calls == 0:
+            time.sleep(0.01)
+        started = time.perf_counter()
+        assert daemon.poll().ok                              # while carbon facts are still on their way
+        poll_seconds = time.perf_counter() - started
+        collecting.join()
+        assert poll_seconds < 1.0, poll_seconds
+        figures = daemon.store.frame("SELECT pool_uuid, type FROM events WHERE type LIKE '%_checkpointed' "
+                                     "AND type <> 'execution_checkpointed'")
+        assert len(set(figures.pool_uuid)) == 3 and "p0" not in set(figures.pool_uuid)   # 4 due, p0 failed
+        daemon.collect("pools")                                # the rest next run: spread, not all at once
+        daemon.collect("account")
+        assert {v.uuid for v in daemon.store.views.values() if v.credits_euros == 1.5} == {f"p{i}" for i in range(1, 6)}
+        body, _ = daemon.metrics.exposition()
+        assert b'qarnot_pool_credits_euros_total{pool_uuid="p1"} 1.5' in body
+        assert b'qarnot_pool_pue_ratio{pool_uuid="p1"} 1.2' in body
+        assert b'qarnot_quota_max_cores{scheduling_type="flex"} 64.0' in body
+        assert b'qarnot_project_budget_remaining_euros{budget="q4",overrun_policy="BlockNew",project="proj"} 40.0' in body
+        assert b"qarnot_account_credits_euros 99.0" in body
+        daemon.collect("account")                              # nothing changed: nothing recorded again
+        assert daemon.store.frame("SELECT count(*) AS n FROM events WHERE type = 'account_observed'").n[0] == 3
+        daemon.store.close()
+        restarted = Daemon(config, TOKEN, admin_token="x" * 32)   # where the collector left off survives
+        assert restarted.costs.account["account_credits"] == 99.0 and len(restarted.costs.last_fetch) == 5
+        restarted.store.close()
+    finally:
+        api.server.stop()
