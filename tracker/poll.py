@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 from tracker.api import ApiError, QarnotClient, Unreadable
 from tracker.derive import derive_poll
-from tracker.store import Store, StoreError, StoreGone
+from tracker.store import Store, StoreError
 
 
 def utc_now() -> datetime:
@@ -83,9 +83,7 @@ def _poll(client, store, tags, keep, clock) -> PollResult:
     message = _unreadable_message(unreadable)
     try:
         poll_id = store.append_poll(started, finished, events, pools_seen=len(snapshots), message=message)
-    except StoreGone:
-        raise                       # nothing to retry: the daemon stops
-    except StoreError as exc:
+    except StoreError as exc:       # (StoreGone is not one: nothing to retry, it stops the daemon)
         return PollResult(0, "store_failed", str(exc), len(snapshots), time.perf_counter() - timer)
     return PollResult(poll_id, "ok", message, len(snapshots), time.perf_counter() - timer,
                       Counter(e.type for e in events), len(unreadable))
@@ -100,8 +98,6 @@ def _failed(store: Store, clock, timer: float, outcome: str, message: str,
     started = finished - timedelta(seconds=time.perf_counter() - timer)
     try:
         poll_id = store.append_poll(started, finished, [], outcome=outcome, message=message)
-    except StoreGone:
-        raise
     except StoreError as exc:
         return PollResult(0, "store_failed", f"{exc} (after: {message})", 0, time.perf_counter() - timer)
     return PollResult(poll_id, outcome, message, 0, time.perf_counter() - timer, retry_after=retry_after)

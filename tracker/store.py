@@ -41,8 +41,9 @@ class StoreError(Exception):
     """The database file cannot be used; the message names the path and the fix."""
 
 
-class StoreGone(StoreError):
-    """The database file was deleted or replaced under the running daemon."""
+class StoreGone(Exception):
+    """The database file was deleted or replaced under the running daemon: not a write to retry (so not a
+    StoreError), a reason to stop."""
 
 
 class QueryRefused(ValueError):
