@@ -1,4 +1,5 @@
 """The DuckDB store's contract: atomic polls, contiguous sequence, replay, refusals, bad files."""
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -59,6 +60,7 @@ def test_another_process_is_told_to_use_sql_while_the_file_is_held(store):
            "except Exception as e: print(e)"
     out = subprocess.run([sys.executable, "-c", code, str(store.path)], capture_output=True, text=True).stdout
     assert "in use by another process" in out and "pool-tracker sql" in out
+    assert f"(PID {os.getpid()})" in out           # who holds it: DuckDB says, and so do we
 
 
 def test_export_is_hive_partitioned_by_date(store, tmp_path):

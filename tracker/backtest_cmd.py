@@ -17,6 +17,7 @@ from policies.model import Sizing
 from policies.scaling import Scaling
 from policies.settings import MIN_RESIZE_PERIOD, SDK_DEFAULTS, ElasticSettings, InvalidSettings
 from policies.traces import Trace, TraceError, history_to_trace, read_csv, read_swf
+from tracker.client import Target
 from tracker.sql import as_frame, run_query
 
 HISTORY_ROWS = 10_000_000    # a pool's whole history; a daemon caps it at its sql.max_rows
@@ -61,7 +62,7 @@ def parse_settings(text: str) -> Sizing:
     return ElasticSettings(**values).validated()
 
 
-def load_trace(path: str | None, pool: str | None, db: str, url: str | None, admin_token: str = ""):
+def load_trace(path: str | None, pool: str | None, target: Target | None):
     """-> (trace, start, end, the pool's current settings or None, source description)."""
     if path:
         try:
@@ -71,13 +72,13 @@ def load_trace(path: str | None, pool: str | None, db: str, url: str | None, adm
         trace = read_swf(text) if path.lower().endswith(".swf") else read_csv(text)
         return trace, None, None, None, path
     result = run_query(f"SELECT * FROM pool_history WHERE pool_uuid = '{pool.replace(chr(39), '')}' ORDER BY \"at\"",
-                       url=url, db=db, admin_token=admin_token, limit=HISTORY_ROWS)
+                       target, limit=HISTORY_ROWS)
     if result.truncated:
         raise TraceError(f"pool {pool} has more than {result.limit} history rows, the most the daemon serves "
                          "(sql.max_rows): raise it, or stop the daemon and back-test from the file with --url ''")
     frame = as_frame(result)
     if frame.empty:
-        raise TraceError(f"no history for pool {pool} in {db}; check the uuid with "
+        raise TraceError(f"no history for pool {pool} in {target.url or target.db}; check the uuid with "
                          "`pool-tracker sql \"SELECT pool_uuid, name FROM pool_current\"`")
     frame["at"] = pd.to_datetime(frame["at"])
     trace, start, end = history_to_trace(frame)
@@ -144,9 +145,9 @@ def policy_candidates(names: list[str], trace: Trace, start, end, current, start
     return settings, reasons
 
 
-def run_backtest(*, trace_path, pool, db, url, admin_token="", settings_texts, policies, startup_delay, slo, cores_per_slot, fmt,
+def run_backtest(*, trace_path, pool, target=None, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt,
                  plot_path) -> str:
-    trace, start, end, current, source = load_trace(trace_path, pool, db, url, admin_token)
+    trace, start, end, current, source = load_trace(trace_path, pool, target)
     if not trace.arrivals:
         raise TraceError(f"{source} has no task arrivals to replay")
     candidates = baselines(trace, current)

@@ -7,9 +7,6 @@ import click
 
 from tracker import __version__
 
-DEFAULT_URL = "http://127.0.0.1:9108"
-
-
 def fail(message: str) -> None:
     """One line on stderr, exit code 2: how every user mistake ends."""
     click.echo(f"pool-tracker: {message}", err=True)
@@ -25,14 +22,24 @@ def load(config_path, **overrides):
         fail(str(exc))
 
 
-def admin_token_for(config) -> str:
-    """The daemon's admin token as this config finds it (env, http.admin_token_file, or beside the db)."""
-    from tracker.config import ConfigError, admin_token
+def target_for(config, url):
+    """Where the daemon (and, failing it, the history file) is, exactly as the daemon of `config` serves."""
+    from tracker.client import DaemonError, resolve
+    from tracker.config import ConfigError
 
     try:
-        return admin_token(config)
-    except ConfigError as exc:
+        return resolve(config, url)
+    except (ConfigError, DaemonError) as exc:
         fail(str(exc))
+
+
+def url_option(fn):
+    return click.option("--url", help="The daemon's URL [default: from the config's http.host and http.admin_port or "
+                        "http.port, e.g. http://127.0.0.1:9108]; '' reads the history file only.")(fn)
+
+
+def db_option(fn):
+    return click.option("--db", help="History file, read when no daemon answers [store.path].")(fn)
 
 
 def config_option(fn):
@@ -149,8 +156,8 @@ def config_show(config_path):
 @main.command()
 @click.argument("query")
 @config_option
-@click.option("--db", help="DuckDB file, when no daemon runs [store.path].")
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
+@db_option
+@url_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Most rows to return [sql.default_rows]; a daemon caps it "
               "at its sql.max_rows. A cut result says so on stderr.")
@@ -159,15 +166,17 @@ def sql(query, config_path, db, url, fmt, limit):
     core_timeline, core_seconds_hourly, observation_gaps, pool_history; tables: events, polls).
 
     Read-only by construction: no writes, files, network or settings, a time limit (sql.timeout_seconds).
-    Through a daemon it sends the admin token (POOL_TRACKER_ADMIN_TOKEN, http.admin_token_file, or the
-    file the daemon wrote beside its database)."""
-    from tracker.sql import DaemonError, render, run_query
+    The daemon and its admin token are found as the daemon finds them (--config, POOL_TRACKER_* env,
+    flags): the token from POOL_TRACKER_ADMIN_TOKEN, http.admin_token_file, or the file the daemon wrote
+    beside its database."""
+    from tracker.client import DaemonError
+    from tracker.sql import render, run_query
     from tracker.store import QueryRefused, StoreError
 
     config, _ = load(config_path, **{"store.path": db})
     try:
-        result = run_query(query, url=url, db=str(config.store.path), admin_token=admin_token_for(config),
-                           limit=limit or config.sql.default_rows, timeout_seconds=config.sql.timeout_seconds)
+        result = run_query(query, target_for(config, url), limit=limit or config.sql.default_rows,
+                           timeout_seconds=config.sql.timeout_seconds)
         click.echo(render(result, fmt).rstrip("\n"))
     except (QueryRefused, StoreError, DaemonError) as exc:
         fail(str(exc))
@@ -179,14 +188,16 @@ def sql(query, config_path, db, url, fmt, limit):
 @main.command()
 @click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False),
               help="Directory for events/ and polls/, Hive-partitioned by date.")
-@click.option("--db", default="pool-tracker.duckdb", show_default=True)
-def export(directory, db):
+@config_option
+@db_option
+def export(directory, config_path, db):
     """Export the history as Parquet for Spark, Trino or DuckDB elsewhere (stop the daemon first)."""
     from tracker.sql import export as do_export
     from tracker.store import StoreError
 
+    config, _ = load(config_path, **{"store.path": db})
     try:
-        click.echo(do_export(db, directory))
+        click.echo(do_export(str(config.store.path), directory))
     except StoreError as exc:
         fail(str(exc))
 
@@ -195,8 +206,9 @@ def export(directory, db):
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
               help="Task arrivals: CSV (submit_time,instances,duration_seconds) or SWF (.swf).")
 @click.option("--pool", help="Replay a tracked pool's own history instead (uuid).")
-@click.option("--db", default="pool-tracker.duckdb", show_default=True, help="History file, for --pool.")
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first, for --pool.")
+@config_option
+@db_option
+@url_option
 @click.option("--settings", "settings_texts", multiple=True, metavar="K=V,...",
               help="Candidate elastic settings, e.g. max=20,min_idle=1,idle_time=300,factor=0.5,period=90 "
                    "(repeatable; unnamed knobs take the SDK defaults).")
@@ -208,20 +220,20 @@ def export(directory, db):
 @click.option("--cores-per-slot", type=int, help="Also report core-hours.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write demand vs supply to this PNG.")
-def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt, plot_path):
+def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt, plot_path):
     """Score elastic settings against real demand: cost (slot-hours), waits and elasticity metrics,
     side by side with baselines (static at peak, SDK defaults with max at peak, the pool's current)."""
     from policies.settings import InvalidSettings
     from policies.traces import TraceError
     from tracker.backtest_cmd import run_backtest
-    from tracker.sql import DaemonError
+    from tracker.client import DaemonError
     from tracker.store import QueryRefused, StoreError
 
     if bool(trace_path) == bool(pool):
         fail("give exactly one of --trace FILE or --pool UUID")
+    target = target_for(load(config_path, **{"store.path": db})[0], url) if pool else None
     try:
-        admin = admin_token_for(load(None, **{"store.path": db})[0]) if pool else ""
-        click.echo(run_backtest(trace_path=trace_path, pool=pool, db=db, url=url, admin_token=admin,
+        click.echo(run_backtest(trace_path=trace_path, pool=pool, target=target,
                                 settings_texts=settings_texts, policies=policies, startup_delay=startup_delay, slo=slo,
                                 cores_per_slot=cores_per_slot, fmt=fmt, plot_path=plot_path))
     except (TraceError, InvalidSettings, QueryRefused, StoreError, DaemonError) as exc:
@@ -232,13 +244,13 @@ def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay,
 @config_option
 @click.option("--pool", help="Only this pool (uuid).")
 @click.option("--policy", help="Only this policy (target-tracking, percentiles, idle-headroom, time-of-week, search).")
-@click.option("--db", help="History file when no daemon answers [store.path].")
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
+@db_option
+@url_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def recommend(config_path, pool, policy, db, url, fmt):
     """Recommended elastic settings per pool, with the reason and the back-test behind each."""
     from tracker.advice_cmd import recommendations, render_recommendations
-    from tracker.sql import DaemonError
+    from tracker.client import DaemonError
     from tracker.store import StoreError
 
     from policies.registry import POLICIES
@@ -247,7 +259,7 @@ def recommend(config_path, pool, policy, db, url, fmt):
     if policy is not None and policy not in POLICIES:
         fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
     try:
-        click.echo(render_recommendations(recommendations(config, url, pool, policy, admin_token_for(config)), fmt))
+        click.echo(render_recommendations(recommendations(config, target_for(config, url), pool, policy), fmt))
     except (LookupError, StoreError, DaemonError) as exc:
         fail(str(exc))
 
@@ -256,19 +268,19 @@ def recommend(config_path, pool, policy, db, url, fmt):
 @config_option
 @click.option("--pool", required=True, help="The pool to commit to (uuid).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent, send nothing.")
-@click.option("--db", help="History file when no daemon answers [store.path].")
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
+@db_option
+@url_option
 def apply_cmd(config_path, pool, dry_run, db, url):
     """Commit the advisor's recommendation for one pool, behind every guardrail (opt-in, improvement,
     limited change, cooldown, live pools only); prints the decision and what was (or would be) sent."""
     import json as jsonlib
 
     from tracker.advice_cmd import apply_to_pool
-    from tracker.sql import DaemonError
+    from tracker.client import DaemonError
     from tracker.store import StoreError
 
     config, token = load(config_path, **{"store.path": db})
     try:
-        click.echo(jsonlib.dumps(apply_to_pool(config, token, url, pool, dry_run, admin_token_for(config)), indent=1))
+        click.echo(jsonlib.dumps(apply_to_pool(config, token, target_for(config, url), pool, dry_run), indent=1))
     except (LookupError, StoreError, DaemonError) as exc:
         fail(str(exc))

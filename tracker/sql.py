@@ -6,17 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-import httpx
 import orjson
 import pandas as pd
 
+from tracker.client import DaemonError, Target, ask, expect, open_store  # noqa: F401 (DaemonError: re-exported)
 from tracker.store import QueryRefused, QueryResult, Store
 
 FORMATS = ("table", "csv", "json")
-
-
-class DaemonError(Exception):
-    """What answered at --url refused the request, or is not a pool-tracker daemon; one line saying which."""
 
 
 def handle_sql_request(store: Store, body: bytes, *, default_rows: int, max_rows: int,
@@ -51,43 +47,17 @@ def _json_value(value):
     return str(value)
 
 
-def run_query(query: str, *, url: str | None, db: str, admin_token: str = "", limit: int = 10_000,
-              timeout_seconds: float = 30.0) -> QueryResult:
-    """Ask the daemon at `url` first; if none answers, open `db` read-only."""
-    if url:
-        try:
-            answer = httpx.post(f"{url.rstrip('/')}/sql", json={"query": query, "limit": limit},
-                                headers=admin_headers(admin_token), timeout=timeout_seconds + 30)
-        except httpx.TransportError:
-            answer = None
-        if answer is not None:
-            body = daemon_answer(answer, url)
-            return QueryResult(body["columns"], [tuple(r) for r in body["rows"]], body["truncated"], body["limit"])
-    store = Store(db, read_only=True)
+def run_query(query: str, target: Target, *, limit: int = 10_000, timeout_seconds: float = 30.0) -> QueryResult:
+    """Ask the daemon at `target.url` first; if none answers, open `target.db` read-only."""
+    body, why = ask(target, "POST", "/sql", json={"query": query, "limit": limit}, timeout=timeout_seconds + 30)
+    if body is not None:
+        body = expect(body, target.url, ("columns", "rows", "truncated", "limit"))
+        return QueryResult(body["columns"], [tuple(r) for r in body["rows"]], body["truncated"], body["limit"])
+    store = open_store(target, why)
     try:
         return store.query(query, limit=limit, timeout_seconds=timeout_seconds)
     finally:
         store.close()
-
-
-def admin_headers(admin_token: str) -> dict:
-    return {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
-
-
-def daemon_answer(answer: httpx.Response, url: str) -> dict:
-    """The JSON a pool-tracker daemon sent, or one line saying what answered instead."""
-    try:
-        body = answer.json()
-    except ValueError:
-        raise DaemonError(f"{url} answered HTTP {answer.status_code} but not as a pool-tracker daemon does; "
-                          "check --url (or --url '' to read the file)") from None
-    error = body.get("error") if isinstance(body, dict) else None
-    if answer.status_code == 401:
-        raise DaemonError(f"{url} refused the admin token ({error}); run with the daemon's --config, or set "
-                          "POOL_TRACKER_ADMIN_TOKEN or http.admin_token_file")
-    if answer.status_code != 200:
-        raise DaemonError(f"{url}: {error or f'HTTP {answer.status_code}'}")
-    return body
 
 
 def as_frame(result: QueryResult) -> pd.DataFrame:
