@@ -87,3 +87,12 @@ def test_promtool_finds_nothing_to_complain_about(metrics):
     body, _ = metrics.exposition()
     out = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
     assert out.returncode == 0 and not out.stdout.strip() and not out.stderr.strip(), out.stdout + out.stderr
+
+
+def test_outcomes_alerts_compare_exist_at_zero_before_any_poll(metrics):
+    """`ok` must exist before the first success, or "no poll ever succeeded" leaves the alert's right side empty."""
+    for outcome in ("ok", "unauthorized", "unavailable", "malformed", "store_failed"):
+        assert value(metrics, "pool_tracker_polls_total", outcome=outcome) == 0
+    for outcome in ("applied", "refused", "failed"):
+        assert value(metrics, "pool_tracker_advisor_commits_total", outcome=outcome) == 0
+    assert value(metrics, "pool_tracker_api_retries_total", reason="unavailable") == 0

@@ -34,8 +34,10 @@ def dashboard_exprs():
 
 
 def rule_exprs():
-    text = (ROOT / "dashboards" / "alerts.yml").read_text()
-    return re.findall(r"^\s+- alert: (\w+)\n\s+expr: (.+)$", text, re.M)
+    import yaml
+
+    groups = yaml.safe_load((ROOT / "dashboards" / "alerts.yml").read_text())["groups"]
+    return [(rule["alert"], rule["expr"]) for group in groups for rule in group["rules"]]
 
 
 class FastClock:

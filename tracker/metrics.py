@@ -19,6 +19,9 @@ from tracker.snapshot import STATES
 
 SETTINGS = tuple(API_FIELDS)  # min_total_slots, max_total_slots, ...
 Recommendations = Mapping[str, Mapping[str, ElasticSettings]]  # pool uuid -> policy -> settings
+POLL_OUTCOMES = ("ok", "unauthorized", "unavailable", "malformed", "store_failed")   # created at 0 at start
+COMMIT_OUTCOMES = ("applied", "refused", "failed")
+RETRY_REASONS = ("unavailable", "malformed")
 
 
 # Per-pool families, in exposition order: name -> (type, help, extra label names).
@@ -151,6 +154,14 @@ class TrackerMetrics:
         Gauge("pool_tracker_database_size_bytes", "Size of the DuckDB file.", registry=r).set_function(db_size)
         Info("pool_tracker_build", "pool-tracker version.", registry=r).info({"version": __version__})
         self.pools = PoolCollector(views, recommendations)
+        # Every outcome an alert compares exists from the first scrape, at 0: "no success yet" is a series at 0,
+        # not a missing series that makes `... unless ok > 0` or `ok == 0` silently empty.
+        for outcome in POLL_OUTCOMES:
+            self.polls.labels(outcome)
+        for outcome in COMMIT_OUTCOMES:
+            self.commits.labels(outcome)
+        for reason in RETRY_REASONS:
+            self.retries.labels(reason)
 
     def observe_poll(self, result, finished_at: float) -> None:
         self.polls.labels(result.outcome).inc()
