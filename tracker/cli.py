@@ -203,9 +203,71 @@ def export(directory, config_path, db):
 
 
 @main.command()
+@config_option
+@db_option
+@url_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--policy", help="Whose recommendation to show [advisor.commit_policy].")
+@click.option("--watch", "-w", is_flag=True, help="Redraw until Ctrl-C.")
+@click.option("--every", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds between redraws with --watch.")
+def pools(config_path, db, url, fmt, policy, watch, every):
+    """The fleet on one screen: name, uuid, state, slots (running, min, max), queued or running task
+    instances, last change, and the advisor's recommendation (the knobs it would change)."""
+    import time
+
+    from tracker.client import DaemonError
+    from tracker.fleet import fleet, render_fleet, summary
+    from tracker.store import QueryRefused, StoreError
+
+    config, _ = load(config_path, **{"store.path": db})
+    target = target_for(config, url)
+    policy = policy or config.advisor.commit_policy
+    _check_policy(policy)
+    try:
+        while True:
+            try:
+                frame = fleet(target, policy, config.sql.timeout_seconds)
+            except (QueryRefused, StoreError, DaemonError) as exc:
+                fail(str(exc))
+            if watch:
+                click.clear()
+                click.echo(f"pool-tracker pools, every {every:g} s (Ctrl-C stops); {target.url or target.db}")
+            if fmt == "table":
+                click.echo(summary(frame))
+            click.echo(render_fleet(frame, fmt))
+            if not watch:
+                return
+            time.sleep(every)
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+def _check_policy(policy):
+    from policies.registry import POLICIES
+
+    if policy is not None and policy not in POLICIES:
+        fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+
+
+def pool_uuid(target, given):
+    """A pool given by name or uuid, as its uuid; an ambiguous name ends the command listing the matches."""
+    from tracker.client import DaemonError
+    from tracker.fleet import resolve_pool
+    from tracker.store import QueryRefused, StoreError
+
+    if given is None:
+        return None
+    try:
+        return resolve_pool(target, given)
+    except (LookupError, QueryRefused, StoreError, DaemonError) as exc:
+        fail(str(exc).strip("'\""))
+
+
+@main.command()
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
               help="Task arrivals: CSV (submit_time,instances,duration_seconds) or SWF (.swf).")
-@click.option("--pool", help="Replay a tracked pool's own history instead (uuid).")
+@click.option("--pool", help="Replay a tracked pool's own history instead (name or uuid).")
 @config_option
 @db_option
 @url_option
@@ -230,8 +292,9 @@ def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, s
     from tracker.store import QueryRefused, StoreError
 
     if bool(trace_path) == bool(pool):
-        fail("give exactly one of --trace FILE or --pool UUID")
+        fail("give exactly one of --trace FILE or --pool NAME|UUID")
     target = target_for(load(config_path, **{"store.path": db})[0], url) if pool else None
+    pool = pool_uuid(target, pool)
     try:
         click.echo(run_backtest(trace_path=trace_path, pool=pool, target=target,
                                 settings_texts=settings_texts, policies=policies, startup_delay=startup_delay, slo=slo,
@@ -242,7 +305,7 @@ def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, s
 
 @main.command()
 @config_option
-@click.option("--pool", help="Only this pool (uuid).")
+@click.option("--pool", help="Only this pool (name or uuid).")
 @click.option("--policy", help="Only this policy (target-tracking, percentiles, idle-headroom, time-of-week, search).")
 @db_option
 @url_option
@@ -258,15 +321,16 @@ def recommend(config_path, pool, policy, db, url, fmt):
     config, _ = load(config_path, **{"store.path": db})
     if policy is not None and policy not in POLICIES:
         fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    target = target_for(config, url)
     try:
-        click.echo(render_recommendations(recommendations(config, target_for(config, url), pool, policy), fmt))
+        click.echo(render_recommendations(recommendations(config, target, pool_uuid(target, pool), policy), fmt))
     except (LookupError, StoreError, DaemonError) as exc:
         fail(str(exc))
 
 
 @main.command("apply")
 @config_option
-@click.option("--pool", required=True, help="The pool to commit to (uuid).")
+@click.option("--pool", required=True, help="The pool to commit to (name or uuid).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent, send nothing.")
 @db_option
 @url_option
@@ -281,6 +345,7 @@ def apply_cmd(config_path, pool, dry_run, db, url):
 
     config, token = load(config_path, **{"store.path": db})
     try:
-        click.echo(jsonlib.dumps(apply_to_pool(config, token, target_for(config, url), pool, dry_run), indent=1))
+        target = target_for(config, url)
+        click.echo(jsonlib.dumps(apply_to_pool(config, token, target, pool_uuid(target, pool), dry_run), indent=1))
     except (LookupError, StoreError, DaemonError) as exc:
         fail(str(exc))

@@ -63,7 +63,7 @@ def resolve(config: Config, url: str | None, env=None) -> Target:
 def ask(target: Target, method: str, path: str, *, timeout: float = 600, **kwargs) -> tuple[object | None, str]:
     """(the daemon's JSON answer, "") or (None, why no daemon answered) when none listens at the URL."""
     if target.url is None:
-        return None, "no daemon URL (--url '' or http.port = 0)"
+        return None, "" if target.url_source == "--url" else "no daemon URL to ask (http.port = 0)"
     try:
         answer = httpx.request(method, f"{target.url}{path}", timeout=timeout, headers=target.headers(), **kwargs)
     except httpx.TransportError as exc:

@@ -45,6 +45,7 @@ def _banner(pools: int, speed: float, api: str, db, http: str) -> str:
   history (DuckDB)     {db}
   metrics (Prometheus) {http}/metrics
   health               {http}/healthz
+  fleet                pool-tracker pools --url {http} --db {db}   (add --watch to follow it)
   SQL                  pool-tracker sql "SELECT * FROM pool_current" --url {http} --db {db}
   recommendations      pool-tracker recommend --url {http} --db {db}   (after 6 simulated hours of history)
   admin token          {db}.admin-token  (sent by the commands above; /sql, /recommendations, /apply need it)
