@@ -158,3 +158,34 @@ def test_the_daemon_url_follows_its_bind_address_and_ports():
     assert url(host="0.0.0.0", port=9200) == "http://127.0.0.1:9200"
     assert url(host="::1", port=9200, admin_port=9300) == "http://[::1]:9300"
     assert url(port=0) is None
+
+
+def test_the_demo_banner_commands_work_verbatim(tmp_path):
+    """Copy-paste from the banner of a demo on a non-default port and file, from another folder."""
+    import shlex
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POOL_TRACKER_", "QARNOT_"))}
+    demo = subprocess.Popen([sys.executable, "-m", "tracker", "demo", "--pools", "4", "--metrics-port", str(port),
+                             "--db", "demo.duckdb"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env, cwd=tmp_path)
+    try:
+        commands = {}
+        for line in demo.stdout:                  # the banner, line by line, until "Ctrl-C stops."
+            if line.strip().startswith(("fleet", "SQL")):
+                label, command = line.split(None, 1)
+                commands[label] = command.split("   (")[0].strip()
+            if line.startswith("Ctrl-C stops"):
+                break
+        assert set(commands) == {"fleet", "SQL"}, commands
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        for label, command in commands.items():
+            argv = shlex.split(command)
+            assert argv[0] == "pool-tracker"
+            out = subprocess.run([sys.executable, "-m", "tracker", *argv[1:]], capture_output=True, text=True,
+                                 timeout=120, env=env, cwd=elsewhere)
+            assert out.returncode == 0, (command, out.stderr)
+    finally:
+        demo.send_signal(subprocess.signal.SIGINT)
+        demo.wait(timeout=30)

@@ -20,7 +20,7 @@ def run_demo(config: Config, pools: int, speed: float, seed: int) -> None:
         config.api.url = emu.url
         daemon = Daemon(config, emu.token)
         fatal = daemon.run_until_signalled(on_started=lambda: click.echo(_banner(
-            pools, speed, emu.url, config.store.path, daemon.web.url)))
+            pools, speed, emu.url, config.store.path.resolve(), daemon.web.url)))   # works from any folder
     if fatal:
         click.echo(f"pool-tracker: {fatal}", err=True)
         exit_now(2)
