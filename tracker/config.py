@@ -71,6 +71,10 @@ class Sql(_Section):
     threads: int = Field(2, ge=1, le=256)
 
 
+class Metrics(_Section):
+    pool_labels: list[str] = []     # Qarnot label keys exported on qarnot_pool_labels as label_<key>; ["*"]: all
+
+
 class Log(_Section):
     format: Literal["text", "json"] = "text"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -113,6 +117,7 @@ class Config(_Section):
     store: Store = Store()
     http: Http = Http()
     sql: Sql = Sql()
+    metrics: Metrics = Metrics()
     log: Log = Log()
     advisor: Advisor = Advisor()
 
