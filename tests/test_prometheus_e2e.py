@@ -109,8 +109,9 @@ def query(url, expr):
 @pytest.mark.parametrize("where,expr", list(dashboard_exprs()), ids=lambda v: v if ":" in v else "")
 def test_every_dashboard_expression_returns_data(prometheus, where, expr):
     url, daemon = prometheus
-    pool = next(iter(daemon.store.views.values())).name
-    concrete = expr.replace("$__rate_interval", "30s").replace("$pool", pool)
+    pool = next(iter(daemon.store.views.values())).uuid
+    concrete = expr.replace("$__rate_interval", "30s").replace("$pool", pool).replace("$job", ".+") \
+        .replace("$instance", ".+")
     assert query(url, concrete), f"{where}: no data for {concrete}"
 
 
