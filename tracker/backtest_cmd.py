@@ -69,6 +69,9 @@ def load_trace(path: str | None, pool: str | None, target: Target | None):
             text = Path(path).read_text()
         except OSError as exc:
             raise TraceError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise TraceError(f"{path} is not a text file (byte {exc.start} is not UTF-8): give a CSV "
+                             "(submit_time,instances,duration_seconds) or an SWF trace") from None
         trace = read_swf(text) if path.lower().endswith(".swf") else read_csv(text)
         return trace, None, None, None, path
     result = run_query(f"SELECT * FROM pool_history WHERE pool_uuid = '{pool.replace(chr(39), '')}' ORDER BY \"at\"",

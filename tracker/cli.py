@@ -42,12 +42,62 @@ def db_option(fn):
     return click.option("--db", help="History file, read when no daemon answers [store.path].")(fn)
 
 
+def writable_file(value):
+    """A path a command will write at the end: its folder must exist and be writable now, not after the work."""
+    import os
+    from pathlib import Path
+
+    if value is None:
+        return None
+    folder = Path(value).parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"folder {folder} is not writable")
+    return value
+
+
+def writable_folder(value):
+    """A folder a command writes into: created if missing, refused in one line if it cannot be."""
+    import os
+    from pathlib import Path
+
+    folder = Path(value)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot create folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"folder {folder} is not writable")
+    return value
+
+
 def config_option(fn):
     return click.option("--config", "config_path", type=click.Path(dir_okay=False),
                         help="TOML config file (see config/pool-tracker.toml).")(fn)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Usage mistakes (a bad flag value, a missing option) end like every other mistake: one line, exit 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            ctx, names = getattr(exc, "ctx", None), []
+            while ctx is not None and ctx.parent is not None:
+                names.append(ctx.info_name)
+                ctx = ctx.parent
+            hint = f" (see: {' '.join(['pool-tracker', *reversed(names)])} --help)"
+            click.echo(f"pool-tracker: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pool-tracker")
 def main() -> None:
     """Watch and right-size elastic Qarnot pools.
@@ -59,12 +109,14 @@ def main() -> None:
 @main.command()
 @click.option("--port", default=8780, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--pools", default=20, show_default=True, help="Pools in the demo cluster.")
+@click.option("--pools", default=20, show_default=True, type=click.IntRange(min=0), help="Pools in the emulated cluster.")
 @click.option("--seed", default=0, show_default=True, help="Seed for pools, workloads and faults.")
-@click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per real second.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Simulated seconds per real second (> 0).")
 @click.option("--token", envvar="QARNOT_CLIENT_TOKEN", default="emulator-token", show_default=True,
               help="Token clients must send (default from QARNOT_CLIENT_TOKEN).")
-@click.option("--startup-delay", default=60.0, show_default=True, help="Seconds a new slot takes to start.")
+@click.option("--startup-delay", default=60.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a new slot takes to start (>= 0).")
 @click.option("--fault", "faults", multiple=True, metavar="NAME=VALUE",
               help="Inject faults, e.g. --fault server_errors=0.1 --fault rate_limited=0.05 "
                    "--fault latency_seconds=0.2 --fault malformed_json=0.01 --fault truncated_pages=0.01 "
@@ -117,8 +169,9 @@ def run(config_path, db, interval, port, log_format):
 
 @main.command()
 @config_option
-@click.option("--pools", default=40, show_default=True, help="Emulated pools.")
-@click.option("--speed", default=60.0, show_default=True, help="Simulated seconds per real second.")
+@click.option("--pools", default=40, show_default=True, type=click.IntRange(min=0), help="Emulated pools.")
+@click.option("--speed", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Simulated seconds per real second (> 0).")
 @click.option("--seed", default=1, show_default=True)
 @click.option("--db", default="pool-tracker-demo.duckdb", show_default=True, help="DuckDB file for the demo.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between polls.")
@@ -187,6 +240,7 @@ def sql(query, config_path, db, url, fmt, limit):
 
 @main.command()
 @click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False),
+              callback=lambda ctx, param, value: writable_folder(value),
               help="Directory for events/ and polls/, Hive-partitioned by date.")
 @config_option
 @db_option
@@ -277,11 +331,14 @@ def pool_uuid(target, given):
 @click.option("--policy", "policies", multiple=True, metavar="NAME|all",
               help="Add a policy's recommendation as a candidate: target-tracking, percentiles, idle-headroom, "
                    "time-of-week, search, or all (repeatable).")
-@click.option("--startup-delay", default=60.0, show_default=True, help="Seconds a new slot takes to start.")
-@click.option("--slo", default=300.0, show_default=True, help="Wait (seconds) counted as too long.")
-@click.option("--cores-per-slot", type=int, help="Also report core-hours.")
+@click.option("--startup-delay", default=60.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a new slot takes to start (>= 0).")
+@click.option("--slo", default=300.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Wait (seconds, > 0) counted as too long.")
+@click.option("--cores-per-slot", type=click.IntRange(min=1), help="Also report core-hours (cores per slot, >= 1).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write demand vs supply to this PNG.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), callback=lambda ctx, param, value: writable_file(value),
+              help="Write demand vs supply to this PNG (its folder must exist).")
 def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt, plot_path):
     """Score elastic settings against real demand: cost (slot-hours), waits and elasticity metrics,
     side by side with baselines (static at peak, SDK defaults with max at peak, the pool's current)."""
