@@ -244,15 +244,18 @@ def sql(query, config_path, db, url, fmt, limit):
               help="Directory for events/ and polls/, Hive-partitioned by date.")
 @config_option
 @db_option
-def export(directory, config_path, db):
-    """Export the history as Parquet for Spark, Trino or DuckDB elsewhere (stop the daemon first)."""
+@url_option
+def export(directory, config_path, db, url):
+    """Export the history as Parquet for Spark, Trino or DuckDB elsewhere: through the running daemon
+    (it keeps polling), or from the file when no daemon runs."""
+    from tracker.client import DaemonError
     from tracker.sql import export as do_export
-    from tracker.store import StoreError
+    from tracker.store import QueryRefused, StoreError
 
     config, _ = load(config_path, **{"store.path": db})
     try:
-        click.echo(do_export(str(config.store.path), directory))
-    except StoreError as exc:
+        click.echo(do_export(target_for(config, url), directory))
+    except (StoreError, QueryRefused, DaemonError) as exc:
         fail(str(exc))
 
 
