@@ -8,6 +8,7 @@ import pandas as pd
 
 from tracker.client import Target
 from tracker.sql import as_frame, run_query
+from tracker.store import QueryResult
 
 COLUMNS = ("name", "uuid", "state", "slots", "min", "max", "queue", "last_change", "recommendation")
 
@@ -58,11 +59,16 @@ def _num(value) -> str:
 
 
 def fleet(target: Target, policy: str = "search", timeout_seconds: float = 30.0) -> pd.DataFrame:
-    frame = as_frame(run_query(fleet_query(policy), target, limit=10_000_000, timeout_seconds=timeout_seconds))
+    return fleet_frame(run_query(fleet_query(policy), target, limit=10_000_000, timeout_seconds=timeout_seconds))
+
+
+def fleet_frame(result: QueryResult, keep_settings: bool = False) -> pd.DataFrame:
+    """The answer of `fleet_query` as the fleet table (also served to the status page, with the settings)."""
+    frame = as_frame(result)
     for column in ("slots", "min", "max", "queue"):
         frame[column] = frame[column].astype("Int64")      # whole numbers, "-" where unknown
     frame["recommendation"] = [describe_recommendation(s, r) for s, r in zip(frame["settings"], frame["recommended"])]
-    return frame[list(COLUMNS)]
+    return frame[list(COLUMNS) + (["settings"] if keep_settings else [])]
 
 
 def render_fleet(frame: pd.DataFrame, fmt: str) -> str:
