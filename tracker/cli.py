@@ -83,6 +83,9 @@ class OneLineErrors(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:   # a bare group: its help, as usual
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.ClickException as exc:
             ctx, names = getattr(exc, "ctx", None), []
             while ctx is not None and ctx.parent is not None:
