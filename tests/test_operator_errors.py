@@ -66,3 +66,12 @@ def test_config_show_output_is_accepted_by_config_show(tmp_path):
     (tmp_path / "my.toml").write_text(shown.stdout)
     again = cli("config", "show", "--config", str(tmp_path / "my.toml"))
     assert again.returncode == 0 and again.stdout == shown.stdout, again.stderr
+
+
+def test_help_lists_every_command_whole_and_the_new_flags():
+    top = cli("--help").stdout
+    assert "pools " in top and "..." not in top
+    assert "--watch" in cli("pools", "--help").stdout
+    for command in (["sql"], ["export"], ["recommend"], ["apply"], ["backtest"], ["pools"]):
+        text = cli(*command, "--help").stdout
+        assert "--config" in text and "--url" in text and "--db" in text, command

@@ -109,7 +109,7 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(short_help='Serve the Qarnot API emulator on 127.0.0.1.')
 @click.option("--port", default=8780, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--pools", default=20, show_default=True, type=click.IntRange(min=0), help="Pools in the emulated cluster.")
@@ -139,7 +139,7 @@ def emulator(port, host, pools, seed, speed, token, startup_delay, faults):
     emu.serve_forever()
 
 
-@main.command()
+@main.command(short_help='Run the daemon: poll Qarnot, record every change.')
 @config_option
 @click.option("--db", help="DuckDB file holding the history [store.path].")
 @click.option("--interval", type=float, help="Seconds between polls [poll.interval_seconds].")
@@ -170,7 +170,7 @@ def run(config_path, db, interval, port, log_format):
     exit_now(0)
 
 
-@main.command()
+@main.command(short_help='Emulated cluster + the daemon tracking it, for a first look.')
 @config_option
 @click.option("--pools", default=40, show_default=True, type=click.IntRange(min=0), help="Emulated pools.")
 @click.option("--speed", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
@@ -209,7 +209,7 @@ def config_show(config_path):
     click.echo(describe(config))
 
 
-@main.command()
+@main.command(short_help='One read-only SQL query over the history.')
 @click.argument("query")
 @config_option
 @db_option
@@ -241,7 +241,7 @@ def sql(query, config_path, db, url, fmt, limit):
                    err=True)
 
 
-@main.command()
+@main.command(short_help='The history as Parquet (works while the daemon runs).')
 @click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False),
               callback=lambda ctx, param, value: writable_folder(value),
               help="Directory for events/ and polls/, Hive-partitioned by date.")
@@ -262,7 +262,7 @@ def export(directory, config_path, db, url):
         fail(str(exc))
 
 
-@main.command()
+@main.command(short_help='The fleet on one screen (--watch to follow it).')
 @config_option
 @db_option
 @url_option
@@ -324,7 +324,7 @@ def pool_uuid(target, given):
         fail(str(exc).strip("'\""))
 
 
-@main.command()
+@main.command(short_help='Score settings against real demand (trace or pool).')
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
               help="Task arrivals: CSV (submit_time,instances,duration_seconds) or SWF (.swf).")
 @click.option("--pool", help="Replay a tracked pool's own history instead (name or uuid).")
@@ -366,7 +366,7 @@ def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, s
         fail(str(exc))
 
 
-@main.command()
+@main.command(short_help='Recommended settings per pool, with reasons and evidence.')
 @config_option
 @click.option("--pool", help="Only this pool (name or uuid).")
 @click.option("--policy", help="Only this policy (target-tracking, percentiles, idle-headroom, time-of-week, search).")
@@ -391,7 +391,7 @@ def recommend(config_path, pool, policy, db, url, fmt):
         fail(str(exc))
 
 
-@main.command("apply")
+@main.command("apply", short_help='Commit a recommendation to one pool, behind guardrails.')
 @config_option
 @click.option("--pool", required=True, help="The pool to commit to (name or uuid).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent, send nothing.")

@@ -13,7 +13,7 @@ from tracker.store import QueryResult
 COLUMNS = ("name", "uuid", "state", "slots", "min", "max", "queue", "last_change", "recommendation")
 
 
-def _quote(text: str) -> str:
+def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -22,7 +22,7 @@ def fleet_query(policy: str) -> str:
 WITH rec AS (
     SELECT pool_uuid, arg_max(payload, seq) AS payload
     FROM events
-    WHERE type = 'recommendation_made' AND json_extract_string(payload, '$.policy') = {_quote(policy)}
+    WHERE type = 'recommendation_made' AND json_extract_string(payload, '$.policy') = {sql_string(policy)}
     GROUP BY pool_uuid
 )
 SELECT p.name, p.pool_uuid AS uuid, p.state, p.running_instances AS slots,
@@ -93,8 +93,8 @@ def summary(frame: pd.DataFrame) -> str:
 def resolve_pool(target: Target, given: str) -> str:
     """The uuid of the pool named `given` (a uuid or a name); an ambiguous name is refused listing the matches.
     A value matching no current pool is passed on as it is (a vanished pool's uuid still has history)."""
-    rows = run_query(f"SELECT pool_uuid, name, state FROM pool_current WHERE pool_uuid = {_quote(given)} "
-                     f"OR name = {_quote(given)} ORDER BY pool_uuid", target, limit=1000).rows
+    rows = run_query(f"SELECT pool_uuid, name, state FROM pool_current WHERE pool_uuid = {sql_string(given)} "
+                     f"OR name = {sql_string(given)} ORDER BY pool_uuid", target, limit=1000).rows
     by_uuid = [r for r in rows if r[0] == given]
     if by_uuid:
         return given

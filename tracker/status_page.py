@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tracker.fleet import _quote, fleet_frame, fleet_query
+from tracker.fleet import sql_string, fleet_frame, fleet_query
 from tracker.store import Store
 
 HTML = (Path(__file__).with_name("status.html")).read_text()
@@ -30,7 +30,7 @@ def fleet_rows(store: Store, policy: str, timeout_seconds: float) -> list[dict]:
 
 
 def pool_timeline(store: Store, uuid: str, hours: float, timeout_seconds: float) -> dict:
-    q = _quote(uuid)
+    q = sql_string(uuid)
     points = store.query(
         f"""SELECT strftime("at", '%Y-%m-%dT%H:%M:%SZ') AS at, queued_or_running AS demand,
                    running_instances AS supply, max_total_slots AS max, min_total_slots AS min
