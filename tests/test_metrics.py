@@ -16,6 +16,7 @@ from tracker.poll import PollResult
 SINCE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 VIEWS = {
     "a": PoolView("a", name="render", profile="docker-batch", tags=("x", "prod"), state="FullyExecuting",
+                  labels=(("cost-center", "42"), ("secret", "no"), ("team", "render")),
                   state_since=SINCE, running_instances=3, running_cores=12, queued_or_running=5,
                   settings=ElasticSettings(1, 8, 0, 60, 0.5, 90), execution_seconds=3600.0),
     "b": PoolView("b", name="idle", state="Failure", errors=("boom",)),
@@ -26,7 +27,8 @@ VIEWS = {
 def metrics():
     views = dict(VIEWS)
     m = TrackerMetrics(lambda: list(views.values()), db_size=lambda: 4096,
-                       recommendations=lambda: {"a": {"search": ElasticSettings(0, 6, 1, 90, 1.0, 60)}})
+                       recommendations=lambda: {"a": {"search": ElasticSettings(0, 6, 1, 90, 1.0, 60)}},
+                       pool_labels=["team", "cost-center"])
     m.views = views
     return m
 
@@ -44,21 +46,21 @@ def value(m, metric, **labels):
 def test_pool_series_follow_the_projection(metrics):
     assert value(metrics, "qarnot_pool_info", pool_uuid="a", name="render", profile="docker-batch",
                  tags="prod,x") == 1
-    assert value(metrics, "qarnot_pool_state", pool_uuid="a", state="FullyExecuting") == 1
-    assert value(metrics, "qarnot_pool_state", pool_uuid="a", state="Failure") == 0
-    assert value(metrics, "qarnot_pool_running_cores", pool_uuid="a") == 12
-    assert value(metrics, "qarnot_pool_execution_seconds_total", pool_uuid="a") == 3600
+    assert value(metrics, "qarnot_pool_status_state", pool_uuid="a", state="FullyExecuting") == 1
+    assert value(metrics, "qarnot_pool_status_state", pool_uuid="a", state="Failure") == 0
+    assert value(metrics, "qarnot_pool_status_running_cores", pool_uuid="a") == 12
+    assert value(metrics, "qarnot_pool_status_execution_seconds_total", pool_uuid="a") == 3600
     assert value(metrics, "qarnot_pool_spec_max_total_slots", pool_uuid="a") == 8
     assert value(metrics, "qarnot_pool_recommended_max_total_slots", pool_uuid="a", policy="search") == 6
-    assert value(metrics, "qarnot_pool_state_transition_timestamp_seconds", pool_uuid="a") == SINCE.timestamp()
-    assert value(metrics, "qarnot_pool_errors", pool_uuid="b") == 1
+    assert value(metrics, "qarnot_pool_status_state_transition_timestamp_seconds", pool_uuid="a") == SINCE.timestamp()
+    assert value(metrics, "qarnot_pool_status_error_messages", pool_uuid="b") == 1
 
 
 def test_cached_rendering_follows_changes_and_matches_the_collector(metrics):
-    value(metrics, "qarnot_pool_running_cores", pool_uuid="a")             # warm the cache
+    value(metrics, "qarnot_pool_status_running_cores", pool_uuid="a")             # warm the cache
     metrics.views["a"] = PoolView("a", name="render", state="Closing", running_cores=2)
-    assert value(metrics, "qarnot_pool_running_cores", pool_uuid="a") == 2
-    assert value(metrics, "qarnot_pool_state", pool_uuid="a", state="Closing") == 1
+    assert value(metrics, "qarnot_pool_status_running_cores", pool_uuid="a") == 2
+    assert value(metrics, "qarnot_pool_status_state", pool_uuid="a", state="Closing") == 1
     registry = CollectorRegistry()
     registry.register(metrics.pools)
     assert samples(generate_latest(registry).decode()) == samples(metrics.pools.render().decode())
@@ -66,7 +68,7 @@ def test_cached_rendering_follows_changes_and_matches_the_collector(metrics):
 
 def test_a_deleted_pool_disappears(metrics):
     del metrics.views["b"]
-    assert value(metrics, "qarnot_pool_state", pool_uuid="b", state="Failure") is None
+    assert value(metrics, "qarnot_pool_status_state", pool_uuid="b", state="Failure") is None
 
 
 def test_tracker_health_metrics(metrics):
@@ -97,9 +99,41 @@ def test_scaling_policies_and_slots_are_exported_the_kube_state_metrics_way():
     view = PoolView("p", name="render", state="FullyExecuting", running_instances=3, slots_per_node=4,
                     scaling=scaling, active_policy="office")
     text = PoolCollector(lambda: [view]).render().decode()
-    assert 'qarnot_pool_running_slots{pool_uuid="p"} 12.0' in text
-    assert 'qarnot_pool_scaling_policy_active{pool_uuid="p",scaling_policy="office",type="Fixed"} 1.0' in text
-    assert 'qarnot_pool_scaling_policy_active{pool_uuid="p",scaling_policy="default",type="ManagedTasksQueue"} 0.0' in text
+    assert 'qarnot_pool_status_running_slots{pool_uuid="p"} 12.0' in text
+    assert 'qarnot_pool_status_scaling_policy_active{pool_uuid="p",scaling_policy="office",type="Fixed"} 1.0' in text
+    assert 'qarnot_pool_status_scaling_policy_active{pool_uuid="p",scaling_policy="default",type="ManagedTasksQueue"} 0.0' in text
     assert 'qarnot_pool_spec_scaling_max_total_slots{pool_uuid="p",scaling_policy="office"} 20.0' in text
     assert 'qarnot_pool_spec_scaling_scaling_factor{pool_uuid="p",scaling_policy="default"} 0.2' in text
     assert 'qarnot_pool_spec_scaling_scaling_factor{pool_uuid="p",scaling_policy="office"}' not in text
+
+
+def test_outcomes_alerts_compare_exist_at_zero_before_any_poll(metrics):
+    """`ok` must exist before the first success, or "no poll ever succeeded" leaves the alert's right side empty."""
+    for outcome in ("ok", "unauthorized", "unavailable", "malformed", "store_failed"):
+        assert value(metrics, "pool_tracker_polls_total", outcome=outcome) == 0
+    for outcome in ("applied", "refused", "failed"):
+        assert value(metrics, "pool_tracker_advisor_commits_total", outcome=outcome) == 0
+    assert value(metrics, "pool_tracker_api_retries_total", reason="unavailable") == 0
+
+
+def test_kube_state_metrics_conventions(metrics):
+    """status_ for observed, spec_ for configured, units in names, no _created, process_* present."""
+    text = metrics.exposition()[0].decode()
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert "qarnot_pool_status_running_instances" in names and "qarnot_pool_running_instances" not in names
+    assert value(metrics, "qarnot_pool_spec_resize_period_seconds", pool_uuid="a") == 90
+    assert value(metrics, "qarnot_pool_status_error_messages", pool_uuid="b") == 1
+    assert "_created" not in text
+    assert value(metrics, "process_resident_memory_bytes") > 0 and "python_info" in names
+    assert "(elasticProperty.maxTotalSlots)" in text          # HELP names the API field
+
+
+def test_tags_one_series_each_and_labels_only_when_allow_listed(metrics):
+    assert value(metrics, "qarnot_pool_tag", pool_uuid="a", tag="prod") == 1
+    assert value(metrics, "qarnot_pool_labels", pool_uuid="a", label_team="render", label_cost_center="42") == 1
+    assert "secret" not in metrics.exposition()[0].decode()
+    bare = TrackerMetrics(lambda: list(VIEWS.values()))
+    assert "qarnot_pool_labels{" not in bare.exposition()[0].decode()
+    registry = CollectorRegistry()
+    registry.register(metrics.pools)
+    assert samples(generate_latest(registry).decode()) == samples(metrics.pools.render().decode())

@@ -34,8 +34,10 @@ def dashboard_exprs():
 
 
 def rule_exprs():
-    text = (ROOT / "dashboards" / "alerts.yml").read_text()
-    return re.findall(r"^\s+- alert: (\w+)\n\s+expr: (.+)$", text, re.M)
+    import yaml
+
+    groups = yaml.safe_load((ROOT / "dashboards" / "alerts.yml").read_text())["groups"]
+    return [(rule["alert"], rule["expr"]) for group in groups for rule in group["rules"]]
 
 
 class FastClock:
@@ -107,8 +109,9 @@ def query(url, expr):
 @pytest.mark.parametrize("where,expr", list(dashboard_exprs()), ids=lambda v: v if ":" in v else "")
 def test_every_dashboard_expression_returns_data(prometheus, where, expr):
     url, daemon = prometheus
-    pool = next(iter(daemon.store.views.values())).name
-    concrete = expr.replace("$__rate_interval", "30s").replace("$pool", pool)
+    pool = next(iter(daemon.store.views.values())).uuid
+    concrete = expr.replace("$__rate_interval", "30s").replace("$pool", pool).replace("$job", ".+") \
+        .replace("$instance", ".+")
     assert query(url, concrete), f"{where}: no data for {concrete}"
 
 

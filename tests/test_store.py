@@ -1,4 +1,5 @@
 """The DuckDB store's contract: atomic polls, contiguous sequence, replay, refusals, bad files."""
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -8,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from tracker.derive import derive_poll
 from tracker.snapshot import PoolSnapshot
+from tracker.client import Target
 from tracker.sql import export
 from tracker.store import QueryRefused, Store, StoreError
 
@@ -59,13 +61,14 @@ def test_another_process_is_told_to_use_sql_while_the_file_is_held(store):
            "except Exception as e: print(e)"
     out = subprocess.run([sys.executable, "-c", code, str(store.path)], capture_output=True, text=True).stdout
     assert "in use by another process" in out and "pool-tracker sql" in out
+    assert f"(PID {os.getpid()})" in out           # who holds it: DuckDB says, and so do we
 
 
 def test_export_is_hive_partitioned_by_date(store, tmp_path):
     write(store, [PoolSnapshot("a", "n", "Submitted")], T0)
     write(store, [PoolSnapshot("a", "n", "FullyExecuting")], T0 + timedelta(days=1))
     store.close()                                    # `export` reads the file once the daemon has let go
-    export(str(store.path), str(tmp_path / "out"))
+    export(Target(None, store.path), str(tmp_path / "out"))
     files = list((tmp_path / "out").rglob("*.parquet"))
     assert {f.parent.name for f in files if f.parent.parent.name == "events"} == {"date=2026-01-01", "date=2026-01-02"}
 

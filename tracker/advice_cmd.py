@@ -4,53 +4,38 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pandas as pd
 
 from tracker.advisor import Advisor, apply, report
 from tracker.api import QarnotClient
 from tracker.config import Config
 from tracker.poll import utc_now
-from tracker.sql import admin_headers, daemon_answer
-from tracker.store import Store
+from tracker.client import Target, ask, expect, open_store
 
 
-def _ask_daemon(url: str | None, admin_token: str, method: str, path: str, **kwargs):
-    """The daemon's answer, or None when no daemon listens there."""
-    if not url:
-        return None
-    try:
-        answer = httpx.request(method, f"{url.rstrip('/')}{path}", timeout=600, headers=admin_headers(admin_token),
-                               **kwargs)
-    except httpx.TransportError:
-        return None
-    return daemon_answer(answer, url)
-
-
-def recommendations(config: Config, url: str | None, pool: str | None, policy: str | None,
-                    admin_token: str = "") -> list[dict]:
+def recommendations(config: Config, target: Target, pool: str | None, policy: str | None) -> list[dict]:
     params = {k: v for k, v in (("pool", pool), ("policy", policy)) if v}
-    rows = _ask_daemon(url, admin_token, "GET", "/recommendations", params=params)
-    if rows is None:
-        store = Store(config.store.path, read_only=True, project=True)
-        try:
-            rows = report(Advisor(store, config.advisor), store.last_observed() or utc_now(), pool, policy)
-        finally:
-            store.close()
-    return rows
+    rows, why = ask(target, "GET", "/recommendations", params=params)
+    if rows is not None:
+        return expect(rows, target.url, kind=list)
+    store = open_store(target, why, project=True)
+    try:
+        return report(Advisor(store, config.advisor), store.last_observed() or utc_now(), pool, policy)
+    finally:
+        store.close()
 
 
-def apply_to_pool(config: Config, token: str, url: str | None, pool: str, dry_run: bool, admin_token: str = "") -> dict:
-    result = _ask_daemon(url, admin_token, "POST", "/apply", json={"pool": pool, "dry_run": dry_run})
-    if result is None:
-        store = Store(config.store.path)
-        client = QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds)
-        try:
-            result = apply(Advisor(store, config.advisor, client), pool, store.last_observed() or utc_now(), dry_run)
-        finally:
-            client.close()
-            store.close()
-    return result
+def apply_to_pool(config: Config, token: str, target: Target, pool: str, dry_run: bool) -> dict:
+    result, why = ask(target, "POST", "/apply", json={"pool": pool, "dry_run": dry_run})
+    if result is not None:
+        return expect(result, target.url, ("allowed",))
+    store = open_store(target, why, read_only=False)
+    client = QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds)
+    try:
+        return apply(Advisor(store, config.advisor, client), pool, store.last_observed() or utc_now(), dry_run)
+    finally:
+        client.close()
+        store.close()
 
 
 def render_recommendations(rows: list[dict], fmt: str) -> str:

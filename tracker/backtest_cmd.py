@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -17,6 +18,7 @@ from policies.model import Sizing
 from policies.scaling import Scaling
 from policies.settings import MIN_RESIZE_PERIOD, SDK_DEFAULTS, ElasticSettings, InvalidSettings
 from policies.traces import Trace, TraceError, history_to_trace, read_csv, read_swf
+from tracker.client import Target
 from tracker.sql import as_frame, run_query
 
 HISTORY_ROWS = 10_000_000    # a pool's whole history; a daemon caps it at its sql.max_rows
@@ -61,23 +63,26 @@ def parse_settings(text: str) -> Sizing:
     return ElasticSettings(**values).validated()
 
 
-def load_trace(path: str | None, pool: str | None, db: str, url: str | None, admin_token: str = ""):
+def load_trace(path: str | None, pool: str | None, target: Target | None):
     """-> (trace, start, end, the pool's current settings or None, source description)."""
     if path:
         try:
             text = Path(path).read_text()
         except OSError as exc:
             raise TraceError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise TraceError(f"{path} is not a text file (byte {exc.start} is not UTF-8): give a CSV "
+                             "(submit_time,instances,duration_seconds) or an SWF trace") from None
         trace = read_swf(text) if path.lower().endswith(".swf") else read_csv(text)
         return trace, None, None, None, path
     result = run_query(f"SELECT * FROM pool_history WHERE pool_uuid = '{pool.replace(chr(39), '')}' ORDER BY \"at\"",
-                       url=url, db=db, admin_token=admin_token, limit=HISTORY_ROWS)
+                       target, limit=HISTORY_ROWS)
     if result.truncated:
         raise TraceError(f"pool {pool} has more than {result.limit} history rows, the most the daemon serves "
                          "(sql.max_rows): raise it, or stop the daemon and back-test from the file with --url ''")
     frame = as_frame(result)
     if frame.empty:
-        raise TraceError(f"no history for pool {pool} in {db}; check the uuid with "
+        raise TraceError(f"no history for pool {pool} in {target.url or target.db}; check the uuid with "
                          "`pool-tracker sql \"SELECT pool_uuid, name FROM pool_current\"`")
     frame["at"] = pd.to_datetime(frame["at"])
     trace, start, end = history_to_trace(frame)
@@ -102,24 +107,109 @@ def compare(trace: Trace, candidates: dict[str, Sizing], *, start=None, end=None
     return (table if cores_per_slot else table.drop(columns=["core_hours"])), runs
 
 
-def plot(runs: dict[str, Replay], path: str) -> None:
+MAX_POINTS = 1500           # per line: beyond it the timeline is averaged in bins (band: the bin's maximum)
+
+
+def binned(timeline: np.ndarray, start: float, end: float, bins: int):
+    """A step function (rows: time, value...) as per-bin time-weighted means and maxima over [start, end]."""
+    t = timeline[:, 0]
+    edges = np.linspace(start, end, bins + 1)
+    widths = np.diff(t, append=end).clip(min=0)
+    out_mean, out_max = [], []
+    for col in range(1, timeline.shape[1]):
+        v = timeline[:, col]
+        cumulative = np.concatenate([[0.0], np.cumsum(v * widths)])
+        i = np.clip(np.searchsorted(t, edges, side="right") - 1, 0, len(t) - 1)
+        integral = cumulative[i] + v[i] * (edges - t[i]).clip(min=0)
+        out_mean.append(np.diff(integral) / np.diff(edges))
+        peak = np.maximum.reduceat(v, i[:-1])
+        spill = (i[1:] > i[:-1]) & (t[i[1:]] < edges[1:])      # a step starting inside the bin, lasting past it
+        out_max.append(np.where(spill, np.maximum(peak, v[i[1:]]), peak))
+    return edges[:-1] + np.diff(edges) / 2, out_mean, out_max
+
+
+def describe_sizing(settings: Sizing) -> str:
+    if isinstance(settings, ElasticSettings):
+        return (f"min {settings.min_total_slots}, max {settings.max_total_slots}, min_idle {settings.min_idle_slots}, "
+                f"idle {settings.min_idle_time_seconds} s, factor {settings.resize_factor:g}, "
+                f"period {settings.resize_period} s")
+    return f"scaling document: {', '.join(p.name for p in settings.policies)}"
+
+
+def build_figure(runs: dict[str, Replay], table: pd.DataFrame | None = None, title: str = "", slo: float = 300.0):
+    """Demand on top, then each candidate's supply against it: unmet demand shaded red, idle supply grey,
+    maxTotalSlots dashed; settings and scores in each title. Long windows are averaged per bin."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(runs), 1, figsize=(12, 2.6 * len(runs)), sharex=True, squeeze=False)
-    for ax, (label, run) in zip(axes[:, 0], runs.items()):
-        hours = (run.timeline[:, 0] - run.start) / 3600
-        ax.step(hours, run.timeline[:, 1], where="post", label="demand (busy + queued)", color="tab:orange")
-        ax.step(hours, run.timeline[:, 2], where="post", label="supply (ready slots)", color="tab:blue")
-        ax.set_title(label, fontsize=10, loc="left")
+    first = next(iter(runs.values()))
+    start, end = first.start, first.end
+    longest = max(len(r.timeline) for r in runs.values())
+    bins = MAX_POINTS if longest > MAX_POINTS else None
+    wall_clock = start > 978_307_200          # epoch seconds (a tracked pool's history), not relative time
+    def axis(times):
+        return mdates.date2num(times.astype("datetime64[s]")) if wall_clock else (times - start) / 3600
+
+    def series(run):
+        if bins:
+            t, (demand, supply), (demand_max, _) = binned(run.timeline, start, end, bins)
+            return axis(np.asarray(t)), demand, supply, demand_max, "mid"
+        tl = np.vstack([run.timeline, run.timeline[-1:]])
+        tl[-1, 0] = end
+        return axis(tl[:, 0]), tl[:, 1], tl[:, 2], None, "post"
+
+    fig, axes = plt.subplots(len(runs) + 1, 1, figsize=(13, 2.3 * (len(runs) + 1)), sharex=True, squeeze=False)
+    x, demand, _, demand_max, where = series(first)
+    top = axes[0, 0]
+    if demand_max is not None:
+        top.fill_between(x, demand, demand_max, step=where, color="tab:orange", alpha=0.25, lw=0, label="bin maximum")
+    top.step(x, demand, where=where, color="tab:orange", lw=1.2, label="demand (busy + queued instances)")
+    top.set_title("demand: task instances busy or queued" + (f" (mean per {(end - start) / bins / 60:.0f} min bin, "
+                  "band up to the bin's maximum)" if bins else ""), fontsize=10, loc="left")
+    top.legend(loc="upper right", fontsize=8)
+    for ax, (label, run) in zip(axes[1:, 0], runs.items()):
+        x, demand, supply, _, where = series(run)
+        ax.fill_between(x, supply, demand, where=demand > supply, step=where, color="tab:red", alpha=0.35, lw=0,
+                        label="unmet demand")
+        ax.fill_between(x, demand, supply, where=supply > demand, step=where, color="0.6", alpha=0.35, lw=0,
+                        label="idle supply")
+        ax.step(x, supply, where=where, color="tab:blue", lw=1.2, label="supply (ready slots)")
+        ax.step(x, demand, where=where, color="tab:orange", lw=0.8, alpha=0.8, label="demand")
+        if isinstance(run.settings, ElasticSettings):
+            ax.axhline(run.settings.max_total_slots, color="0.3", ls="--", lw=0.8, label="maxTotalSlots")
+        scores = ""
+        if table is not None and label in table.index:
+            row = table.loc[label]
+            scores = (f": {row['slot_hours']:.1f} slot-h ({row['idle_slot_hours']:.1f} idle), p95 wait "
+                      f"{row['wait_p95']:.0f} s, {row['share_over_slo'] * 100:.1f}% over {slo:g} s")
+        ax.set_title(f"{label}{scores}\n{describe_sizing(run.settings)}", fontsize=9, loc="left")
         ax.set_ylabel("instances")
-    axes[0, 0].legend(loc="upper right")
-    axes[-1, 0].set_xlabel("hours since the start of the trace")
+    axes[1, 0].legend(loc="upper right", fontsize=8, ncol=5)
+    if wall_clock:
+        axes[-1, 0].xaxis.set_major_formatter(mdates.ConciseDateFormatter(axes[-1, 0].xaxis.get_major_locator()))
+        axes[-1, 0].set_xlabel("time (UTC)")
+    else:
+        axes[-1, 0].set_xlabel("hours since the start of the trace")
+    if title:
+        fig.suptitle(title, fontsize=11, x=0.01, ha="left")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot(runs: dict[str, Replay], path: str, table: pd.DataFrame | None = None, title: str = "",
+         slo: float = 300.0) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = build_figure(runs, table, title, slo)
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as exc:
+        raise TraceError(f"cannot write the plot to {path}: {exc.strerror}") from None
+    finally:
+        plt.close(fig)
 
 
 def policy_candidates(names: list[str], trace: Trace, start, end, current, startup_delay, slo):
@@ -144,9 +234,9 @@ def policy_candidates(names: list[str], trace: Trace, start, end, current, start
     return settings, reasons
 
 
-def run_backtest(*, trace_path, pool, db, url, admin_token="", settings_texts, policies, startup_delay, slo, cores_per_slot, fmt,
+def run_backtest(*, trace_path, pool, target=None, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt,
                  plot_path) -> str:
-    trace, start, end, current, source = load_trace(trace_path, pool, db, url, admin_token)
+    trace, start, end, current, source = load_trace(trace_path, pool, target)
     if not trace.arrivals:
         raise TraceError(f"{source} has no task arrivals to replay")
     candidates = baselines(trace, current)
@@ -157,7 +247,8 @@ def run_backtest(*, trace_path, pool, db, url, admin_token="", settings_texts, p
     table, runs = compare(trace, candidates, start=start, end=end, startup_delay=startup_delay, slo=slo,
                           cores_per_slot=cores_per_slot, progress=len(candidates) > 4, timelines=bool(plot_path))
     if plot_path:
-        plot(runs, plot_path)
+        hours = (next(iter(runs.values())).end - next(iter(runs.values())).start) / 3600
+        plot(runs, plot_path, table, f"{source}: demand and supply over {hours:.1f} h", slo)
     header = (f"{source}: {len(trace.arrivals)} tasks, {trace.instances} instances"
               + (f", {len(trace.skipped)} lines skipped (first: {trace.skipped[0]})" if trace.skipped else ""))
     if fmt == "json":

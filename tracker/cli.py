@@ -7,9 +7,6 @@ import click
 
 from tracker import __version__
 
-DEFAULT_URL = "http://127.0.0.1:9108"
-
-
 def fail(message: str) -> None:
     """One line on stderr, exit code 2: how every user mistake ends."""
     click.echo(f"pool-tracker: {message}", err=True)
@@ -25,14 +22,54 @@ def load(config_path, **overrides):
         fail(str(exc))
 
 
-def admin_token_for(config) -> str:
-    """The daemon's admin token as this config finds it (env, http.admin_token_file, or beside the db)."""
-    from tracker.config import ConfigError, admin_token
+def target_for(config, url):
+    """Where the daemon (and, failing it, the history file) is, exactly as the daemon of `config` serves."""
+    from tracker.client import DaemonError, resolve
+    from tracker.config import ConfigError
 
     try:
-        return admin_token(config)
-    except ConfigError as exc:
+        return resolve(config, url)
+    except (ConfigError, DaemonError) as exc:
         fail(str(exc))
+
+
+def url_option(fn):
+    return click.option("--url", help="The daemon's URL [default: from the config's http.host and http.admin_port or "
+                        "http.port, e.g. http://127.0.0.1:9108]; '' reads the history file only.")(fn)
+
+
+def db_option(fn):
+    return click.option("--db", help="History file, read when no daemon answers [store.path].")(fn)
+
+
+def writable_file(value):
+    """A path a command will write at the end: its folder must exist and be writable now, not after the work."""
+    import os
+    from pathlib import Path
+
+    if value is None:
+        return None
+    folder = Path(value).parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"folder {folder} is not writable")
+    return value
+
+
+def writable_folder(value):
+    """A folder a command writes into: created if missing, refused in one line if it cannot be."""
+    import os
+    from pathlib import Path
+
+    folder = Path(value)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot create folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"folder {folder} is not writable")
+    return value
 
 
 def config_option(fn):
@@ -40,7 +77,30 @@ def config_option(fn):
                         help="TOML config file (see config/pool-tracker.toml).")(fn)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Usage mistakes (a bad flag value, a missing option) end like every other mistake: one line, exit 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:   # a bare group: its help, as usual
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            ctx, names = getattr(exc, "ctx", None), []
+            while ctx is not None and ctx.parent is not None:
+                names.append(ctx.info_name)
+                ctx = ctx.parent
+            hint = f" (see: {' '.join(['pool-tracker', *reversed(names)])} --help)"
+            click.echo(f"pool-tracker: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pool-tracker")
 def main() -> None:
     """Watch and right-size elastic Qarnot pools.
@@ -49,15 +109,17 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(short_help='Serve the Qarnot API emulator on 127.0.0.1.')
 @click.option("--port", default=8780, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--pools", default=20, show_default=True, help="Pools in the demo cluster.")
+@click.option("--pools", default=20, show_default=True, type=click.IntRange(min=0), help="Pools in the emulated cluster.")
 @click.option("--seed", default=0, show_default=True, help="Seed for pools, workloads and faults.")
-@click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per real second.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Simulated seconds per real second (> 0).")
 @click.option("--token", envvar="QARNOT_CLIENT_TOKEN", default="emulator-token", show_default=True,
               help="Token clients must send (default from QARNOT_CLIENT_TOKEN).")
-@click.option("--startup-delay", default=60.0, show_default=True, help="Seconds a new slot takes to start.")
+@click.option("--startup-delay", default=60.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a new slot takes to start (>= 0).")
 @click.option("--fault", "faults", multiple=True, metavar="NAME=VALUE",
               help="Inject faults, e.g. --fault server_errors=0.1 --fault rate_limited=0.05 "
                    "--fault latency_seconds=0.2 --fault malformed_json=0.01 --fault truncated_pages=0.01 "
@@ -77,7 +139,7 @@ def emulator(port, host, pools, seed, speed, token, startup_delay, faults):
     emu.serve_forever()
 
 
-@main.command()
+@main.command(short_help='Run the daemon: poll Qarnot, record every change.')
 @config_option
 @click.option("--db", help="DuckDB file holding the history [store.path].")
 @click.option("--interval", type=float, help="Seconds between polls [poll.interval_seconds].")
@@ -108,10 +170,11 @@ def run(config_path, db, interval, port, log_format):
     exit_now(0)
 
 
-@main.command()
+@main.command(short_help='Emulated cluster + the daemon tracking it, for a first look.')
 @config_option
-@click.option("--pools", default=40, show_default=True, help="Emulated pools.")
-@click.option("--speed", default=60.0, show_default=True, help="Simulated seconds per real second.")
+@click.option("--pools", default=40, show_default=True, type=click.IntRange(min=0), help="Emulated pools.")
+@click.option("--speed", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Simulated seconds per real second (> 0).")
 @click.option("--seed", default=1, show_default=True)
 @click.option("--db", default="pool-tracker-demo.duckdb", show_default=True, help="DuckDB file for the demo.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between polls.")
@@ -146,11 +209,11 @@ def config_show(config_path):
     click.echo(describe(config))
 
 
-@main.command()
+@main.command(short_help='One read-only SQL query over the history.')
 @click.argument("query")
 @config_option
-@click.option("--db", help="DuckDB file, when no daemon runs [store.path].")
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
+@db_option
+@url_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Most rows to return [sql.default_rows]; a daemon caps it "
               "at its sql.max_rows. A cut result says so on stderr.")
@@ -159,15 +222,17 @@ def sql(query, config_path, db, url, fmt, limit):
     core_timeline, core_seconds_hourly, observation_gaps, pool_history; tables: events, polls).
 
     Read-only by construction: no writes, files, network or settings, a time limit (sql.timeout_seconds).
-    Through a daemon it sends the admin token (POOL_TRACKER_ADMIN_TOKEN, http.admin_token_file, or the
-    file the daemon wrote beside its database)."""
-    from tracker.sql import DaemonError, render, run_query
+    The daemon and its admin token are found as the daemon finds them (--config, POOL_TRACKER_* env,
+    flags): the token from POOL_TRACKER_ADMIN_TOKEN, http.admin_token_file, or the file the daemon wrote
+    beside its database."""
+    from tracker.client import DaemonError
+    from tracker.sql import render, run_query
     from tracker.store import QueryRefused, StoreError
 
     config, _ = load(config_path, **{"store.path": db})
     try:
-        result = run_query(query, url=url, db=str(config.store.path), admin_token=admin_token_for(config),
-                           limit=limit or config.sql.default_rows, timeout_seconds=config.sql.timeout_seconds)
+        result = run_query(query, target_for(config, url), limit=limit or config.sql.default_rows,
+                           timeout_seconds=config.sql.timeout_seconds)
         click.echo(render(result, fmt).rstrip("\n"))
     except (QueryRefused, StoreError, DaemonError) as exc:
         fail(str(exc))
@@ -176,69 +241,142 @@ def sql(query, config_path, db, url, fmt, limit):
                    err=True)
 
 
-@main.command()
+@main.command(short_help='The history as Parquet (works while the daemon runs).')
 @click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False),
+              callback=lambda ctx, param, value: writable_folder(value),
               help="Directory for events/ and polls/, Hive-partitioned by date.")
-@click.option("--db", default="pool-tracker.duckdb", show_default=True)
-def export(directory, db):
-    """Export the history as Parquet for Spark, Trino or DuckDB elsewhere (stop the daemon first)."""
+@config_option
+@db_option
+@url_option
+def export(directory, config_path, db, url):
+    """Export the history as Parquet for Spark, Trino or DuckDB elsewhere: through the running daemon
+    (it keeps polling), or from the file when no daemon runs."""
+    from tracker.client import DaemonError
     from tracker.sql import export as do_export
-    from tracker.store import StoreError
+    from tracker.store import QueryRefused, StoreError
 
+    config, _ = load(config_path, **{"store.path": db})
     try:
-        click.echo(do_export(db, directory))
-    except StoreError as exc:
+        click.echo(do_export(target_for(config, url), directory))
+    except (StoreError, QueryRefused, DaemonError) as exc:
         fail(str(exc))
 
 
-@main.command()
+@main.command(short_help='The fleet on one screen (--watch to follow it).')
+@config_option
+@db_option
+@url_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--policy", help="Whose recommendation to show [advisor.commit_policy].")
+@click.option("--watch", "-w", is_flag=True, help="Redraw until Ctrl-C.")
+@click.option("--every", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds between redraws with --watch.")
+def pools(config_path, db, url, fmt, policy, watch, every):
+    """The fleet on one screen: name, uuid, state, slots (running, min, max), queued or running task
+    instances, last change, and the advisor's recommendation (the knobs it would change)."""
+    import time
+
+    from tracker.client import DaemonError
+    from tracker.fleet import fleet, render_fleet, summary
+    from tracker.store import QueryRefused, StoreError
+
+    config, _ = load(config_path, **{"store.path": db})
+    target = target_for(config, url)
+    policy = policy or config.advisor.commit_policy
+    _check_policy(policy)
+    try:
+        while True:
+            try:
+                frame = fleet(target, policy, config.sql.timeout_seconds)
+            except (QueryRefused, StoreError, DaemonError) as exc:
+                fail(str(exc))
+            if watch:
+                click.clear()
+                click.echo(f"pool-tracker pools, every {every:g} s (Ctrl-C stops); {target.url or target.db}")
+            if fmt == "table":
+                click.echo(summary(frame))
+            click.echo(render_fleet(frame, fmt))
+            if not watch:
+                return
+            time.sleep(every)
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+def _check_policy(policy):
+    from policies.registry import POLICIES
+
+    if policy is not None and policy not in POLICIES:
+        fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+
+
+def pool_uuid(target, given):
+    """A pool given by name or uuid, as its uuid; an ambiguous name ends the command listing the matches."""
+    from tracker.client import DaemonError
+    from tracker.fleet import resolve_pool
+    from tracker.store import QueryRefused, StoreError
+
+    if given is None:
+        return None
+    try:
+        return resolve_pool(target, given)
+    except (LookupError, QueryRefused, StoreError, DaemonError) as exc:
+        fail(str(exc).strip("'\""))
+
+
+@main.command(short_help='Score settings against real demand (trace or pool).')
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
               help="Task arrivals: CSV (submit_time,instances,duration_seconds) or SWF (.swf).")
-@click.option("--pool", help="Replay a tracked pool's own history instead (uuid).")
-@click.option("--db", default="pool-tracker.duckdb", show_default=True, help="History file, for --pool.")
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first, for --pool.")
+@click.option("--pool", help="Replay a tracked pool's own history instead (name or uuid).")
+@config_option
+@db_option
+@url_option
 @click.option("--settings", "settings_texts", multiple=True, metavar="K=V,...",
               help="Candidate elastic settings, e.g. max=20,min_idle=1,idle_time=300,factor=0.5,period=90 "
                    "(repeatable; unnamed knobs take the SDK defaults).")
 @click.option("--policy", "policies", multiple=True, metavar="NAME|all",
               help="Add a policy's recommendation as a candidate: target-tracking, percentiles, idle-headroom, "
                    "time-of-week, search, or all (repeatable).")
-@click.option("--startup-delay", default=60.0, show_default=True, help="Seconds a new slot takes to start.")
-@click.option("--slo", default=300.0, show_default=True, help="Wait (seconds) counted as too long.")
-@click.option("--cores-per-slot", type=int, help="Also report core-hours.")
+@click.option("--startup-delay", default=60.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a new slot takes to start (>= 0).")
+@click.option("--slo", default=300.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Wait (seconds, > 0) counted as too long.")
+@click.option("--cores-per-slot", type=click.IntRange(min=1), help="Also report core-hours (cores per slot, >= 1).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write demand vs supply to this PNG.")
-def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt, plot_path):
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), callback=lambda ctx, param, value: writable_file(value),
+              help="Write demand vs supply to this PNG (its folder must exist).")
+def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt, plot_path):
     """Score elastic settings against real demand: cost (slot-hours), waits and elasticity metrics,
     side by side with baselines (static at peak, SDK defaults with max at peak, the pool's current)."""
     from policies.settings import InvalidSettings
     from policies.traces import TraceError
     from tracker.backtest_cmd import run_backtest
-    from tracker.sql import DaemonError
+    from tracker.client import DaemonError
     from tracker.store import QueryRefused, StoreError
 
     if bool(trace_path) == bool(pool):
-        fail("give exactly one of --trace FILE or --pool UUID")
+        fail("give exactly one of --trace FILE or --pool NAME|UUID")
+    target = target_for(load(config_path, **{"store.path": db})[0], url) if pool else None
+    pool = pool_uuid(target, pool)
     try:
-        admin = admin_token_for(load(None, **{"store.path": db})[0]) if pool else ""
-        click.echo(run_backtest(trace_path=trace_path, pool=pool, db=db, url=url, admin_token=admin,
+        click.echo(run_backtest(trace_path=trace_path, pool=pool, target=target,
                                 settings_texts=settings_texts, policies=policies, startup_delay=startup_delay, slo=slo,
                                 cores_per_slot=cores_per_slot, fmt=fmt, plot_path=plot_path))
     except (TraceError, InvalidSettings, QueryRefused, StoreError, DaemonError) as exc:
         fail(str(exc))
 
 
-@main.command()
+@main.command(short_help='Recommended settings per pool, with reasons and evidence.')
 @config_option
-@click.option("--pool", help="Only this pool (uuid).")
+@click.option("--pool", help="Only this pool (name or uuid).")
 @click.option("--policy", help="Only this policy (target-tracking, percentiles, idle-headroom, time-of-week, search).")
-@click.option("--db", help="History file when no daemon answers [store.path].")
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
+@db_option
+@url_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def recommend(config_path, pool, policy, db, url, fmt):
     """Recommended elastic settings per pool, with the reason and the back-test behind each."""
     from tracker.advice_cmd import recommendations, render_recommendations
-    from tracker.sql import DaemonError
+    from tracker.client import DaemonError
     from tracker.store import StoreError
 
     from policies.registry import POLICIES
@@ -246,29 +384,31 @@ def recommend(config_path, pool, policy, db, url, fmt):
     config, _ = load(config_path, **{"store.path": db})
     if policy is not None and policy not in POLICIES:
         fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    target = target_for(config, url)
     try:
-        click.echo(render_recommendations(recommendations(config, url, pool, policy, admin_token_for(config)), fmt))
+        click.echo(render_recommendations(recommendations(config, target, pool_uuid(target, pool), policy), fmt))
     except (LookupError, StoreError, DaemonError) as exc:
         fail(str(exc))
 
 
-@main.command("apply")
+@main.command("apply", short_help='Commit a recommendation to one pool, behind guardrails.')
 @config_option
-@click.option("--pool", required=True, help="The pool to commit to (uuid).")
+@click.option("--pool", required=True, help="The pool to commit to (name or uuid).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent, send nothing.")
-@click.option("--db", help="History file when no daemon answers [store.path].")
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
+@db_option
+@url_option
 def apply_cmd(config_path, pool, dry_run, db, url):
     """Commit the advisor's recommendation for one pool, behind every guardrail (opt-in, improvement,
     limited change, cooldown, live pools only); prints the decision and what was (or would be) sent."""
     import json as jsonlib
 
     from tracker.advice_cmd import apply_to_pool
-    from tracker.sql import DaemonError
+    from tracker.client import DaemonError
     from tracker.store import StoreError
 
     config, token = load(config_path, **{"store.path": db})
     try:
-        click.echo(jsonlib.dumps(apply_to_pool(config, token, url, pool, dry_run, admin_token_for(config)), indent=1))
+        target = target_for(config, url)
+        click.echo(jsonlib.dumps(apply_to_pool(config, token, target, pool_uuid(target, pool), dry_run), indent=1))
     except (LookupError, StoreError, DaemonError) as exc:
         fail(str(exc))

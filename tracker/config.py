@@ -81,6 +81,10 @@ class Costs(_Section):
     comparison_datacenter: str | None = None   # carbon facts' comparison data centre (API default if unset)
 
 
+class Metrics(_Section):
+    pool_labels: list[str] = []     # Qarnot label keys exported on qarnot_pool_labels as label_<key>; ["*"]: all
+
+
 class Log(_Section):
     format: Literal["text", "json"] = "text"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -126,6 +130,7 @@ class Config(_Section):
     http: Http = Http()
     sql: Sql = Sql()
     costs: Costs = Costs()
+    metrics: Metrics = Metrics()
     log: Log = Log()
     advisor: Advisor = Advisor()
 
@@ -279,13 +284,18 @@ _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
 def describe(config: Config, env=None) -> str:
-    """The effective config as TOML-like text, token redacted: `pool-tracker config show`."""
-    lines = []
-    for section, values in config.model_dump(mode="json").items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            lines.append(f"{key} = {json.dumps(value)}")
-        if section == "api":
-            lines.append(f"token = {json.dumps(token_source(config, env))}")
-        lines.append("")
-    return "\n".join(lines)
+    """The effective config as valid TOML that loads back to the same config (`pool-tracker config show`).
+
+    The API token is never shown: where it comes from is a comment (a `token` key would be refused on
+    reading, rightly). Keys without a value (TOML has no null) are listed in a comment.
+    """
+    import tomli_w
+
+    data = config.model_dump(mode="json")
+    unset = [f"{section}.{key}" for section, values in data.items() for key, value in values.items() if value is None]
+    data = {section: {k: v for k, v in values.items() if v is not None} for section, values in data.items()}
+    header = ["# pool-tracker effective configuration (`pool-tracker config show`); load it back with --config.",
+              f"# API token: {token_source(config, env)}"]
+    if unset:
+        header.append(f"# unset (defaults apply): {', '.join(unset)}")
+    return "\n".join(header) + "\n\n" + tomli_w.dumps(data)

@@ -91,7 +91,8 @@ class Daemon:
                  admin_token: str | None = None) -> None:
         self.config = config
         self.metrics = TrackerMetrics(lambda: list(self.store.views.values()), db_size=lambda: self.store.size_bytes(),
-                                      recommendations=lambda: self.advisor.latest)
+                                      recommendations=lambda: self.advisor.latest,
+                                      pool_labels=config.metrics.pool_labels)
         # The client first: a missing token is reported before a database file gets created.
         self.client = client or QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds,
                                              page_size=config.api.page_size, on_retry=self.metrics.count_retry,

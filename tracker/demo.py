@@ -20,7 +20,7 @@ def run_demo(config: Config, pools: int, speed: float, seed: int) -> None:
         config.api.url = emu.url
         daemon = Daemon(config, emu.token)
         fatal = daemon.run_until_signalled(on_started=lambda: click.echo(_banner(
-            pools, speed, emu.url, config.store.path, daemon.web.url)))
+            pools, speed, emu.url, config.store.path.resolve(), daemon.web.url)))   # works from any folder
     if fatal:
         click.echo(f"pool-tracker: {fatal}", err=True)
         exit_now(2)
@@ -45,6 +45,7 @@ def _banner(pools: int, speed: float, api: str, db, http: str) -> str:
   history (DuckDB)     {db}
   metrics (Prometheus) {http}/metrics
   health               {http}/healthz
+  fleet                pool-tracker pools --url {http} --db {db}   (add --watch to follow it)
   SQL                  pool-tracker sql "SELECT * FROM pool_current" --url {http} --db {db}
   recommendations      pool-tracker recommend --url {http} --db {db}   (after 6 simulated hours of history)
   admin token          {db}.admin-token  (sent by the commands above; /sql, /recommendations, /apply need it)

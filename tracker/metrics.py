@@ -5,10 +5,12 @@ deleted pool simply disappears. The tracker's own health is kept in ordinary cou
 """
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, Info, PlatformCollector,
+                               ProcessCollector, disable_created_metrics, generate_latest)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -18,27 +20,51 @@ from tracker import __version__
 from tracker.events import PoolView
 from tracker.snapshot import STATES
 
+disable_created_metrics()    # no `_created` series beside each counter and histogram: noise on dashboards
+
 SETTINGS = tuple(API_FIELDS)  # min_total_slots, max_total_slots, ...
 SCALING_KNOBS = ("min_total_slots", "max_total_slots", "min_idle_slots", "min_idle_time_seconds", "scaling_factor")
 Recommendations = Mapping[str, Mapping[str, ElasticSettings]]  # pool uuid -> policy -> settings
+POLL_OUTCOMES = ("ok", "unauthorized", "unavailable", "malformed", "store_failed")   # created at 0 at start
+COMMIT_OUTCOMES = ("applied", "refused", "failed")
+RETRY_REASONS = ("unavailable", "malformed")
 
 
-# Per-pool families, in exposition order: name -> (type, help, extra label names).
+# Per-pool families, in exposition order: name -> (type, help, extra label names). kube-state-metrics
+# conventions: `status_` for what the API observes, `spec_` for what is configured, units in the names.
+# Renamed from the first release (old -> new, same meaning): qarnot_pool_state -> qarnot_pool_status_state,
+# qarnot_pool_state_transition_timestamp_seconds -> qarnot_pool_status_state_transition_timestamp_seconds,
+# qarnot_pool_running_instances -> qarnot_pool_status_running_instances, qarnot_pool_running_cores ->
+# qarnot_pool_status_running_cores, qarnot_pool_queued_or_running_task_instances ->
+# qarnot_pool_status_queued_or_running_task_instances, qarnot_pool_errors -> qarnot_pool_status_error_messages,
+# qarnot_pool_execution_seconds_total -> qarnot_pool_status_execution_seconds_total,
+# qarnot_pool_{spec,recommended}_resize_period -> qarnot_pool_{spec,recommended}_resize_period_seconds.
+UNITS = {"resize_period": "resize_period_seconds"}        # our settings' names -> metric name suffixes
 FAMILIES = {
-    "qarnot_pool_info": ("gauge", "Static properties of a pool (value 1).", ("name", "profile", "tags")),
-    "qarnot_pool_state": ("gauge", "1 for the pool's current state, 0 for the others.", ("state",)),
-    "qarnot_pool_state_transition_timestamp_seconds": ("gauge", "When the pool entered its state (API time).", ()),
-    "qarnot_pool_running_instances": ("gauge", "Running instances (nodes).", ()),
-    "qarnot_pool_running_slots": ("gauge", "Running slots: instances x slots per node.", ()),
+    "qarnot_pool_info": ("gauge", "Static properties of a pool (value 1); tags comma-separated.",
+                         ("name", "profile", "tags")),
+    "qarnot_pool_tag": ("gauge", "One series per tag of the pool (value 1).", ("tag",)),
+    "qarnot_pool_labels": ("gauge", "The pool's Qarnot labels allowed by metrics.pool_labels, as label_<key> "
+                           "(value 1).", None),                     # None: label names vary with the pool
+    "qarnot_pool_status_state": ("gauge", "1 for the pool's current state (API field state), 0 for the others.",
+                                 ("state",)),
+    "qarnot_pool_status_state_transition_timestamp_seconds": (
+        "gauge", "When the pool entered its state, Unix time (API field stateTransitionTime).", ()),
+    "qarnot_pool_status_running_instances": ("gauge", "Running instances, i.e. nodes (runningInstanceCount).", ()),
+    "qarnot_pool_status_running_slots": ("gauge", "Running slots: instances x slots per node.", ()),
     "qarnot_pool_spec_slots_per_node": ("gauge", "Slots per node (multiSlotsSettings.slotsPerNode).", ()),
-    "qarnot_pool_running_cores": ("gauge", "Running cores.", ()),
-    "qarnot_pool_queued_or_running_task_instances": ("gauge", "Task instances queued or running on the pool.", ()),
-    "qarnot_pool_errors": ("gauge", "Errors the API reports for the pool.", ()),
-    "qarnot_pool_execution_seconds_total": ("counter", "Total CPU execution time of the pool's instances.", ()),
-    "qarnot_pool_spec_elastic": ("gauge", "1 if the pool is elastic.", ()),
-    **{f"qarnot_pool_spec_{n}": ("gauge", f"Configured elastic {n}.", ()) for n in SETTINGS},
-    **{f"qarnot_pool_recommended_{n}": ("gauge", f"Recommended elastic {n}, per policy.", ("policy",))
-       for n in SETTINGS},
+    "qarnot_pool_status_running_cores": ("gauge", "Running cores (runningCoreCount).", ()),
+    "qarnot_pool_status_queued_or_running_task_instances": (
+        "gauge", "Task instances queued or running on the pool (queuedOrRunningTaskInstancesCount).", ()),
+    "qarnot_pool_status_error_messages": ("gauge", "Error messages the API reports for the pool (errors).", ()),
+    "qarnot_pool_status_execution_seconds_total": (
+        "counter", "Qarnot's own execution time of the pool's instances (executionTime; its unit is "
+        "unverified: core-hours come from the running cores).", ()),
+    "qarnot_pool_spec_elastic": ("gauge", "1 if the pool is elastic (elasticProperty.isElastic).", ()),
+    **{f"qarnot_pool_spec_{UNITS.get(n, n)}": ("gauge", f"Configured {api} (elasticProperty.{api}).", ())
+       for n, api in API_FIELDS.items()},
+    **{f"qarnot_pool_recommended_{UNITS.get(n, n)}": ("gauge", f"Recommended {api}, per policy.", ("policy",))
+       for n, api in API_FIELDS.items()},
     "qarnot_pool_credits_euros_total": ("counter", "Credits (euros) the pool has consumed, at the last checkpoint.", ()),
     "qarnot_pool_energy_wh_total": ("counter", "Energy the pool has consumed (Wh), from its carbon facts.", ()),
     "qarnot_pool_reused_energy_wh_total": ("counter", "Of which reused as heat (Wh).", ()),
@@ -47,31 +73,43 @@ FAMILIES = {
                                                              "comparison data centre (gCO2eq).", ()),
     **{f"qarnot_pool_{k}_ratio": ("gauge", f"{k.upper()} of the pool's carbon facts.", ()) for k in ("pue", "ere", "erf")},
     "qarnot_pool_wue_liters_per_kwh": ("gauge", "WUE of the pool's carbon facts.", ()),
-    "qarnot_pool_scaling_policy_active": ("gauge", "1 for the scaling policy the API reports active, 0 for the "
+    "qarnot_pool_status_scaling_policy_active": ("gauge", "1 for the scaling policy the API reports active, 0 for the "
                                           "pool's other policies.", ("scaling_policy", "type")),
     **{f"qarnot_pool_spec_scaling_{n}": ("gauge", f"Configured {n} of each scaling policy (Fixed: min = max = "
                                          "slotsCount, the rest absent).", ("scaling_policy",)) for n in SCALING_KNOBS},
 }
 
 
-def pool_samples(view: PoolView, recommended: Mapping[str, ElasticSettings]):
-    """Every sample of one pool as (family, extra label values, value): the single source of pool metrics."""
+def label_name(key: str) -> str:
+    """A Qarnot label key as a Prometheus label name: `label_` + the key with other characters as `_`."""
+    return "label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+
+def pool_samples(view: PoolView, recommended: Mapping[str, ElasticSettings], label_keys: frozenset[str] = frozenset()):
+    """Every sample of one pool as (family, extra label values, value): the single source of pool metrics.
+    For `qarnot_pool_labels` the label values are (name, value) pairs. `label_keys`: the Qarnot label keys
+    to export ("*": all; none: no `qarnot_pool_labels` series)."""
     yield "qarnot_pool_info", (view.name, view.profile or "", ",".join(sorted(view.tags))), 1.0
+    for tag in sorted(set(view.tags)):
+        yield "qarnot_pool_tag", (tag,), 1.0
+    if label_keys:
+        pairs = {label_name(k): v for k, v in view.labels if "*" in label_keys or k in label_keys}
+        yield "qarnot_pool_labels", tuple(sorted(pairs.items())), 1.0
     for name in STATES:
-        yield "qarnot_pool_state", (name,), 1.0 if view.state == name else 0.0
+        yield "qarnot_pool_status_state", (name,), 1.0 if view.state == name else 0.0
     if view.state_since is not None:
-        yield "qarnot_pool_state_transition_timestamp_seconds", (), view.state_since.timestamp()
-    yield "qarnot_pool_running_instances", (), view.running_instances
-    yield "qarnot_pool_running_slots", (), view.running_instances * view.slots_per_node
+        yield "qarnot_pool_status_state_transition_timestamp_seconds", (), view.state_since.timestamp()
+    yield "qarnot_pool_status_running_instances", (), view.running_instances
+    yield "qarnot_pool_status_running_slots", (), view.running_instances * view.slots_per_node
     yield "qarnot_pool_spec_slots_per_node", (), view.slots_per_node
-    yield "qarnot_pool_running_cores", (), view.running_cores
-    yield "qarnot_pool_queued_or_running_task_instances", (), view.queued_or_running
-    yield "qarnot_pool_errors", (), len(view.errors)
-    yield "qarnot_pool_execution_seconds_total", (), view.execution_seconds
+    yield "qarnot_pool_status_running_cores", (), view.running_cores
+    yield "qarnot_pool_status_queued_or_running_task_instances", (), view.queued_or_running
+    yield "qarnot_pool_status_error_messages", (), len(view.errors)
+    yield "qarnot_pool_status_execution_seconds_total", (), view.execution_seconds
     if view.settings is not None:
         yield "qarnot_pool_spec_elastic", (), 1.0 if view.settings.is_elastic else 0.0
         for name in SETTINGS:
-            yield f"qarnot_pool_spec_{name}", (), getattr(view.settings, name)
+            yield f"qarnot_pool_spec_{UNITS.get(name, name)}", (), getattr(view.settings, name)
     if view.credits_euros is not None:
         yield "qarnot_pool_credits_euros_total", (), view.credits_euros
     carbon = dict(view.carbon)
@@ -84,7 +122,7 @@ def pool_samples(view: PoolView, recommended: Mapping[str, ElasticSettings]):
             yield family, (), carbon[key]
     for policy in view.scaling.policies if view.scaling is not None else ():
         fixed = isinstance(policy, FixedPolicy)
-        yield "qarnot_pool_scaling_policy_active", (policy.name, "Fixed" if fixed else "ManagedTasksQueue"), \
+        yield "qarnot_pool_status_scaling_policy_active", (policy.name, "Fixed" if fixed else "ManagedTasksQueue"), \
             1.0 if policy.name == view.active_policy else 0.0
         knobs = dict(min_total_slots=policy.slots_count, max_total_slots=policy.slots_count) if fixed else \
             {n: getattr(policy, n) for n in SCALING_KNOBS}
@@ -92,7 +130,7 @@ def pool_samples(view: PoolView, recommended: Mapping[str, ElasticSettings]):
             yield f"qarnot_pool_spec_scaling_{name}", (policy.name,), value
     for policy, settings in recommended.items():
         for name in SETTINGS:
-            yield f"qarnot_pool_recommended_{name}", (policy,), getattr(settings, name)
+            yield f"qarnot_pool_recommended_{UNITS.get(name, name)}", (policy,), getattr(settings, name)
 
 
 def _escape(value: str) -> str:
@@ -109,19 +147,24 @@ class PoolCollector(Collector):
     """
 
     def __init__(self, views: Callable[[], Iterable[PoolView]],
-                 recommendations: Callable[[], Recommendations] = dict) -> None:
+                 recommendations: Callable[[], Recommendations] = dict, pool_labels: Iterable[str] = ()) -> None:
         self.views, self.recommendations = views, recommendations
+        self.label_keys = frozenset(pool_labels)
         self._cache: dict[str, tuple[PoolView, object, dict[str, str]]] = {}
 
     def collect(self):
-        families = {name: GaugeMetricFamily(name, text, labels=["pool_uuid", *extra]) if kind == "gauge" else
+        families = {name: Metric(name, text, kind) if extra is None else
+                    GaugeMetricFamily(name, text, labels=["pool_uuid", *extra]) if kind == "gauge" else
                     CounterMetricFamily(name.removesuffix("_total"), text, labels=["pool_uuid", *extra])
                     for name, (kind, text, extra) in FAMILIES.items()}
         recommendations = self.recommendations()
         for view in self.views():
             if view.state is not None:       # None: only ever seen as an unreadable document
-                for family, labels, value in pool_samples(view, recommendations.get(view.uuid, {})):
-                    families[family].add_metric([view.uuid, *labels], value)
+                for family, labels, value in pool_samples(view, recommendations.get(view.uuid, {}), self.label_keys):
+                    if FAMILIES[family][2] is None:
+                        families[family].add_sample(family, {"pool_uuid": view.uuid, **dict(labels)}, value)
+                    else:
+                        families[family].add_metric([view.uuid, *labels], value)
         yield from families.values()
 
     def render(self) -> bytes:
@@ -137,7 +180,7 @@ class PoolCollector(Collector):
                 lines = cached[2]
             else:
                 try:
-                    lines = self._format(view, recommended)
+                    lines = self._format(view, recommended, self.label_keys)
                 except (TypeError, ValueError):   # a value from an old, unvalidated history: skip this pool only
                     lines = {}
             fresh[view.uuid] = (view, recommended, lines)
@@ -151,11 +194,12 @@ class PoolCollector(Collector):
         return "".join(out).encode()
 
     @staticmethod
-    def _format(view: PoolView, recommended: Mapping[str, ElasticSettings]) -> dict[str, str]:
+    def _format(view: PoolView, recommended: Mapping[str, ElasticSettings], label_keys=frozenset()) -> dict[str, str]:
         lines: dict[str, str] = {}
-        for family, labels, value in pool_samples(view, recommended):
+        for family, labels, value in pool_samples(view, recommended, label_keys):
             extra = FAMILIES[family][2]
-            label_text = "".join(f',{k}="{_escape(v)}"' for k, v in zip(extra, labels))
+            pairs = labels if extra is None else zip(extra, labels)
+            label_text = "".join(f',{k}="{_escape(v)}"' for k, v in pairs)
             lines[family] = lines.get(family, "") + f'{family}{{pool_uuid="{_escape(view.uuid)}"{label_text}}} ' \
                                                     f"{float(value)!r}\n"
         return lines
@@ -199,10 +243,13 @@ class TrackerMetrics:
     """The tracker's own health, plus the pool collector, in one registry."""
 
     def __init__(self, views: Callable[[], Iterable[PoolView]], *, db_size: Callable[[], float] = lambda: 0,
-                 recommendations: Callable[[], Recommendations] = dict,
+                 recommendations: Callable[[], Recommendations] = dict, pool_labels: Iterable[str] = (),
                  registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)     # process_cpu_seconds_total, process_resident_memory_bytes, open fds...
+        PlatformCollector(registry=r)    # python_info
+        GCCollector(registry=r)          # python_gc_*
         self.polls = Counter("pool_tracker_polls", "Polls by outcome (ok or the failure reason).", ["outcome"],
                              registry=r)
         self.poll_duration = Histogram("pool_tracker_poll_duration_seconds", "Duration of a poll.", registry=r,
@@ -224,7 +271,15 @@ class TrackerMetrics:
                                    "what (pools, account) and outcome (ok, failed).", ["what", "outcome"], registry=r)
         self.account: Callable[[], dict] = dict
         r.register(AccountCollector(lambda: self.account()))
-        self.pools = PoolCollector(views, recommendations)
+        self.pools = PoolCollector(views, recommendations, pool_labels)
+        # Every outcome an alert compares exists from the first scrape, at 0: "no success yet" is a series at 0,
+        # not a missing series that makes `... unless ok > 0` or `ok == 0` silently empty.
+        for outcome in POLL_OUTCOMES:
+            self.polls.labels(outcome)
+        for outcome in COMMIT_OUTCOMES:
+            self.commits.labels(outcome)
+        for reason in RETRY_REASONS:
+            self.retries.labels(reason)
 
     def observe_poll(self, result, finished_at: float) -> None:
         self.polls.labels(result.outcome).inc()

@@ -6,17 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-import httpx
 import orjson
 import pandas as pd
 
+from tracker.client import DaemonError, Target, ask, expect, open_store  # noqa: F401 (DaemonError: re-exported)
 from tracker.store import QueryRefused, QueryResult, Store
 
 FORMATS = ("table", "csv", "json")
-
-
-class DaemonError(Exception):
-    """What answered at --url refused the request, or is not a pool-tracker daemon; one line saying which."""
 
 
 def handle_sql_request(store: Store, body: bytes, *, default_rows: int, max_rows: int,
@@ -51,43 +47,17 @@ def _json_value(value):
     return str(value)
 
 
-def run_query(query: str, *, url: str | None, db: str, admin_token: str = "", limit: int = 10_000,
-              timeout_seconds: float = 30.0) -> QueryResult:
-    """Ask the daemon at `url` first; if none answers, open `db` read-only."""
-    if url:
-        try:
-            answer = httpx.post(f"{url.rstrip('/')}/sql", json={"query": query, "limit": limit},
-                                headers=admin_headers(admin_token), timeout=timeout_seconds + 30)
-        except httpx.TransportError:
-            answer = None
-        if answer is not None:
-            body = daemon_answer(answer, url)
-            return QueryResult(body["columns"], [tuple(r) for r in body["rows"]], body["truncated"], body["limit"])
-    store = Store(db, read_only=True)
+def run_query(query: str, target: Target, *, limit: int = 10_000, timeout_seconds: float = 30.0) -> QueryResult:
+    """Ask the daemon at `target.url` first; if none answers, open `target.db` read-only."""
+    body, why = ask(target, "POST", "/sql", json={"query": query, "limit": limit}, timeout=timeout_seconds + 30)
+    if body is not None:
+        body = expect(body, target.url, ("columns", "rows", "truncated", "limit"))
+        return QueryResult(body["columns"], [tuple(r) for r in body["rows"]], body["truncated"], body["limit"])
+    store = open_store(target, why)
     try:
         return store.query(query, limit=limit, timeout_seconds=timeout_seconds)
     finally:
         store.close()
-
-
-def admin_headers(admin_token: str) -> dict:
-    return {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
-
-
-def daemon_answer(answer: httpx.Response, url: str) -> dict:
-    """The JSON a pool-tracker daemon sent, or one line saying what answered instead."""
-    try:
-        body = answer.json()
-    except ValueError:
-        raise DaemonError(f"{url} answered HTTP {answer.status_code} but not as a pool-tracker daemon does; "
-                          "check --url (or --url '' to read the file)") from None
-    error = body.get("error") if isinstance(body, dict) else None
-    if answer.status_code == 401:
-        raise DaemonError(f"{url} refused the admin token ({error}); run with the daemon's --config, or set "
-                          "POOL_TRACKER_ADMIN_TOKEN or http.admin_token_file")
-    if answer.status_code != 200:
-        raise DaemonError(f"{url}: {error or f'HTTP {answer.status_code}'}")
-    return body
 
 
 def as_frame(result: QueryResult) -> pd.DataFrame:
@@ -104,10 +74,62 @@ def render(result: QueryResult, fmt: str) -> str:
         return frame.to_string(index=False) if len(frame) else "(no rows)"
 
 
-def export(db: str, directory: str) -> str:
-    store = Store(db, read_only=True, sandboxed=False)   # writing Parquet files is the point here
+EXPORTS = (("events", "seq", "recorded_at"), ("polls", "poll_id", "started_at"))   # table, order key, date from
+EXPORT_PAGE = 50_000
+
+
+def export(target: Target, directory: str) -> str:
+    """The history as Parquet under `directory`/events and /polls, Hive-partitioned by date: from the file
+    when no daemon holds it, else through the running daemon's admin SQL, page by page in `seq` order
+    (a reader of the log: the daemon keeps polling, nothing stops)."""
+    done = ""
+    if target.url is not None:
+        probe, why = ask(target, "POST", "/sql", json={"query": "SELECT 1 AS ok", "limit": 1})
+        if probe is not None:
+            expect(probe, target.url, ("columns", "rows"))
+            counts = {table: _export_through_daemon(target, directory, table, key, day)
+                      for table, key, day in EXPORTS}
+            return (f"wrote {counts['events']} events and {counts['polls']} polls through the daemon at {target.url} "
+                    f"as Parquet under {directory} (events/ and polls/, partitioned by date=YYYY-MM-DD)")
+        done = why
+    store = open_store(target, done, sandboxed=False)   # writing Parquet files is the point here
     try:
         files = store.export_parquet(directory)
     finally:
         store.close()
     return f"wrote {len(files)} Parquet files under {directory} (events/ and polls/, partitioned by date=YYYY-MM-DD)"
+
+
+def _export_through_daemon(target: Target, directory: str, table: str, key: str, day: str) -> int:
+    types = dict(run_query(f"SELECT column_name, data_type FROM information_schema.columns WHERE table_name = "
+                           f"'{table}' ORDER BY ordinal_position", target, limit=1000).rows)
+    last, page, total = None, 0, 0
+    while True:
+        where = "" if last is None else f" WHERE {key} > {int(last)}"
+        result = run_query(f"SELECT * FROM {table}{where} ORDER BY {key} LIMIT {EXPORT_PAGE}", target,
+                           limit=EXPORT_PAGE)
+        if not result.rows:
+            return total
+        frame = _typed(as_frame(result), types)
+        frame["date"] = frame[day].dt.strftime("%Y-%m-%d")
+        frame.to_parquet(f"{directory}/{table}", partition_cols=["date"], index=False,
+                         basename_template=f"daemon-{page:05d}-{{i}}.parquet", existing_data_behavior="overwrite_or_ignore")
+        last, page, total = frame[key].iloc[-1], page + 1, total + len(frame)
+
+
+def _typed(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
+    """JSON values back to the table's column types (timestamps arrive as text)."""
+    for column, kind in types.items():
+        if column not in frame:
+            continue
+        if kind.startswith("TIMESTAMP"):
+            frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+        elif kind in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT"):
+            frame[column] = frame[column].astype("Int64" if kind != "INTEGER" else "Int32")
+        elif kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
+            frame[column] = frame[column].astype("float64")
+        elif kind == "BOOLEAN":
+            frame[column] = frame[column].astype("boolean")
+        else:
+            frame[column] = frame[column].astype("string")
+    return frame

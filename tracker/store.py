@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -87,8 +88,10 @@ class Store:
             self._con = duckdb.connect(str(self.path), read_only=read_only, config=SANDBOX if sandboxed else {})
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
-                raise StoreError(f"{self.path} is in use by another process (a running daemon?): query it with "
-                                 "`pool-tracker sql`, or stop that process first") from None
+                holder = re.search(r"\(PID \d+\)", str(exc))
+                raise StoreError(f"{self.path} is in use by another process{' ' + holder.group(0) if holder else ''}"
+                                 " (a running daemon?): go through it (`pool-tracker sql --url URL` or its "
+                                 "--config), or stop it first") from None
             raise StoreError(f"cannot open {self.path}: {_first_line(exc)}; check the path and permissions") from None
         except (duckdb.Error, OSError) as exc:
             raise StoreError(f"cannot open {self.path}: {_first_line(exc)}; is it a DuckDB file? "

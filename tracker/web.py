@@ -1,6 +1,7 @@
 """The daemon's HTTP surface, fit for a Prometheus host.
 
-Open: `/metrics` (Prometheus) and `/healthz` (supervisors). Admin: `/sql`, `/recommendations`, `/apply`,
+Open: `/metrics` (Prometheus), `/healthz` (supervisors) and the read-only status page (`/` to browsers,
+its data at `/status/fleet` and `/status/pools/{uuid}`: fixed queries on the analyst connection). Admin: `/sql`, `/recommendations`, `/apply`,
 which read the history and can change pools, so every admin request must come with the admin bearer
 token, name a local Host (no DNS rebinding), carry no foreign Origin (no web page can drive them), send
 JSON when it posts, and fit in `http.max_body_bytes` read within `http.request_timeout_seconds`. Admin
@@ -15,11 +16,13 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tracker.poll import utc_now
+from tracker import status_page
 from tracker.sql import handle_sql_request
+from tracker.store import QueryRefused
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -156,13 +159,41 @@ def build_web_apps(daemon) -> tuple[Starlette, Starlette | None]:
                  "/apply": 'POST {"pool": UUID, "dry_run": true}'}
     separate = http.admin_port is not None
 
-    async def index(_):
+    async def index(request: Request):
+        if "text/html" in request.headers.get("accept", ""):     # a browser: the read-only status page
+            return HTMLResponse(status_page.HTML)
         return JSONResponse({"endpoints": {"/metrics": "GET Prometheus metrics", "/healthz": "GET health",
+                                           "/status/fleet": "GET the fleet table (read-only)",
+                                           "/status/pools/{uuid}": "GET ?hours=H a pool's timeline and recommendations",
                                            **({} if separate else admin_doc)},
                              "admin": "Authorization: Bearer <admin token> "
                                       + ("on the admin port" if separate else "for /sql, /recommendations, /apply")})
 
-    public = [Route("/", index), Route("/metrics", metrics), Route("/healthz", healthz)]
+    async def read_only(work, *args):
+        """A status-page query: on the analyst connection, within sql.concurrency, never waiting for a slot."""
+        if not daemon.sql_slots.acquire(blocking=False):
+            return JSONResponse({"error": "busy; retry shortly"}, status_code=503, headers={"Retry-After": "1"})
+        try:
+            return JSONResponse(await run_in_threadpool(work, daemon.store, *args, sql_config.timeout_seconds))
+        except QueryRefused as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        finally:
+            daemon.sql_slots.release()
+
+    async def status_fleet(_):
+        return await read_only(status_page.fleet_rows, daemon.config.advisor.commit_policy)
+
+    async def status_pool(request: Request):
+        try:
+            hours = float(request.query_params.get("hours", 24))
+            if not 0 < hours <= daemon.config.advisor.history_seconds / 3600:
+                raise ValueError
+        except ValueError:
+            return JSONResponse({"error": "hours: a number of hours within advisor.history_seconds"}, status_code=400)
+        return await read_only(status_page.pool_timeline, request.path_params["uuid"][:200], hours)
+
+    public = [Route("/", index), Route("/metrics", metrics), Route("/healthz", healthz),
+              Route("/status/fleet", status_fleet), Route("/status/pools/{uuid}", status_pool)]
     if separate:
         return Starlette(routes=public), Starlette(routes=admin_routes)
     return Starlette(routes=public + admin_routes), None
