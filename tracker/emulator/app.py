@@ -15,10 +15,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from policies.settings import ElasticSettings, InvalidSettings
+from tracker.emulator.account_api import account_routes, user_info_extras
 from tracker.emulator.cluster import NOT_RUNNING, SCHEDULING_TYPES, Cluster, parse_settings
 from tracker.emulator.documents import api_time, pool_document
 from tracker.emulator.faults import FaultPlan, Faults
 from tracker.emulator.filters import compile_filter
+from tracker.emulator.ledger import BudgetExceeded
 from tracker.emulator.pages import page
 
 MAX_PAGE = 1000
@@ -61,6 +63,7 @@ def slots_per_node(body: dict) -> int:
 
 
 def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
+    account = cluster.account   # costs, budgets, quotas (tracker.emulator.account), when the emulator has one
     async def body_of(request: Request):
         raw = await request.body()
         try:
@@ -73,7 +76,8 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
 
     async def info(_):
         return json_response({"email": "emulator@127.0.0.1", "maxPool": -1, "poolCount": len(cluster.pools),
-                              "taskCount": len(cluster.tasks), "runningCoreCount": 0})
+                              "taskCount": len(cluster.tasks), "runningCoreCount": 0,
+                              **(user_info_extras(account) if account is not None else {})})
 
     async def create_pool(request):
         body = await body_of(request)
@@ -83,10 +87,12 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         elastic = body.get("elasticProperty") or {}
         chosen = parse_settings(elastic, static) if elastic.get("isElastic") else static
         extra = {k: v for k, v in body.items() if k not in INTERPRETED}   # e.g. `scaling`, kept verbatim
+        project = account.ledger.project_of_new_pool(body.get("projectUuid")) if account is not None else None
         pool = cluster.create_pool(body.get("name") or "pool", body.get("profile") or "docker-batch", chosen,
                                    tags=body.get("tags") or [], labels=body.get("labels") or {},
                                    shortname=body.get("shortname"), extra=extra, slots_per_node=per_node,
                                    scheduling_type=scheduling)
+        pool.project_uuid = project
         return json_response({"uuid": pool.uuid})
 
     async def paginate(request):
@@ -177,11 +183,13 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         Route("/_emulator/ground-truth", ground_truth),
         Route("/_emulator/faults", control_faults, methods=["GET", "POST"]),
         Route("/_emulator/state", state),
+        *(account_routes(cluster, account, json_response) if account is not None else ()),
     ]
     app = Starlette(routes=routes, exception_handlers={
         LookupError: lambda request, exc: error(404, str(exc).strip("'")),
         ValueError: lambda request, exc: error(400, str(exc)),
         NotRunning: lambda request, exc: error(403, str(exc)),
+        BudgetExceeded: lambda request, exc: error(402, str(exc)),
         InvalidSettings: lambda request, exc: error(400, f"invalid elasticProperty: {exc}"),
     })
     return FaultyAuthApp(app, token, faults, cluster.clock)

@@ -88,6 +88,7 @@ class EmulatedPool:
     delete_at: float | None = None
     nodes: NodeMeter | None = None
     order: int = 0          # creation sequence number: the listing order and the page tokens' key
+    project_uuid: str | None = None   # `projectUuid` (see tracker.emulator.ledger)
 
     def __post_init__(self) -> None:
         if self.nodes is None:
@@ -132,6 +133,7 @@ class Cluster:
         self.tasks: dict[str, dict] = {}
         self.ground_truth: deque[Truth] = deque(maxlen=truth_limit)
         self.lock = threading.RLock()
+        self.account = None   # tracker.emulator.account.Account: costs, budgets, quotas (set by Emulator)
 
     # -- building ---------------------------------------------------------------------------------
     def create_pool(self, name: str, profile: str, settings: ElasticSettings, *, at: float | None = None,
@@ -152,6 +154,8 @@ class Cluster:
             model.on_policy = lambda t, old, new: self.ground_truth.append(Truth(t, pool.uuid, "policy", old, new))
             self.pools[pool_id] = pool
             self.ground_truth.append(Truth(created, pool_id, "state", None, "Submitted"))
+            if self.account is not None:
+                self.account.created(pool)
             return pool
 
     def populate(self, count: int, seed: int, start: float) -> None:
@@ -220,6 +224,8 @@ class Cluster:
     def pool(self, pool_id: str, now: float | None = None) -> EmulatedPool | None:
         with self.lock:
             now = self.clock() if now is None else now
+            if self.account is not None:
+                self.account.catch_up(now)
             pool = self.pools.get(pool_id)
             if pool is not None and pool.delete_at is not None and pool.delete_at <= now:
                 self._forget(pool)
@@ -231,6 +237,8 @@ class Cluster:
     def all_pools(self, now: float | None = None) -> list[EmulatedPool]:
         with self.lock:
             now = self.clock() if now is None else now
+            if self.account is not None:
+                self.account.catch_up(now)
             for pool in [p for p in self.pools.values() if p.delete_at is not None and p.delete_at <= now]:
                 self._forget(pool)
             for pool in self.pools.values():
@@ -249,6 +257,8 @@ class Cluster:
             pool.last_modified = now
             if isinstance(settings, ElasticSettings):
                 pool.settings = settings
+            if self.account is not None:
+                self.account.settings_changed(pool)
 
     def submit_task(self, pool_id: str, instances: int, duration: float) -> None:
         with self.lock:
@@ -281,6 +291,8 @@ class Cluster:
 
     def _forget(self, pool: EmulatedPool) -> None:
         pool.model.advance(pool.delete_at)
+        if self.account is not None:
+            self.account.forgotten(pool)
         del self.pools[pool.uuid]
         self.ground_truth.append(Truth(pool.delete_at, pool.uuid, "deleted", pool.state, None))
 
