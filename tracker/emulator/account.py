@@ -23,9 +23,9 @@ class Account:
         if self.governor is not None:
             self.governor.created(pool)
 
-    def settings_changed(self, pool) -> None:
-        if self.governor is not None:
-            self.governor.settings_changed(pool)
+    def sizing(self, pool, settings):
+        """The sizing the pool's model should run for the pool's own `settings` (capped under quotas)."""
+        return settings if self.governor is None else self.governor.sizing(pool, settings)
 
     def forgotten(self, pool) -> None:
         self.ledger.forget(pool)

@@ -110,14 +110,17 @@ def carbon_facts(core_seconds: float, prices: Prices = DEFAULT_PRICES, datacente
 def integrate_truth(records, pool_id: str, at: float) -> tuple[float, float]:
     """(billed slot-seconds, core-seconds) of one pool up to `at`, from the ground-truth changes.
 
-    `records` are `Truth`-like `(at, pool, kind, old, new)` in time order; "ready" and "starting" give
+    `records` are `Truth`s or `[at, pool, kind, old, new]` rows (each pool's in time order); "ready" and "starting" give
     the billed slots, "cores" the running cores. Exact at any instant, past ones included.
     """
     ready = starting = cores = 0
     slot_seconds = core_seconds = 0.0
     since = None
     for record in records:
-        when, pool, kind, _, new = record[0], record[1], record[2], record[3], record[4]
+        if hasattr(record, "kind"):   # a Truth, or a row of /_emulator/ground-truth
+            when, pool, kind, new = record.at, record.pool, record.kind, record.new
+        else:
+            when, pool, kind, new = record[0], record[1], record[2], record[4]
         if pool != pool_id or kind not in ("ready", "starting", "cores", "state"):
             continue
         if when > at:

@@ -253,12 +253,11 @@ class Cluster:
             if isinstance(settings, ElasticSettings):
                 settings.validated()
             now = self.clock()
-            pool.model.set_settings(now, settings)
+            # the account may run the model on a copy capped to the pool's quota share (emulator/quotas.py)
+            pool.model.set_settings(now, settings if self.account is None else self.account.sizing(pool, settings))
             pool.last_modified = now
             if isinstance(settings, ElasticSettings):
                 pool.settings = settings
-            if self.account is not None:
-                self.account.settings_changed(pool)
 
     def submit_task(self, pool_id: str, instances: int, duration: float) -> None:
         with self.lock:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from policies.model import PoolModel
 from policies.scaling import FixedPolicy, Scaling
 from policies.settings import ElasticSettings
 
@@ -132,13 +133,24 @@ class QuotaGovernor:
         used_cores = sum(self.share.get(p.uuid, 0) * p.cores_per_node for p in others)
         free = max(0, min(limit.max_instances - used_nodes, (limit.max_cores - used_cores) // pool.cores_per_node))
         own = self.own_sizing(pool)
-        self._apply(pool, min(free, pool.nodes.nodes_for(largest_max(own))), own, pool.created)
+        nodes = min(free, pool.nodes.nodes_for(largest_max(own)))
+        self.share[pool.uuid] = nodes
+        wanted = self._within(pool, nodes, own)
+        if wanted is not own:   # a fresh model on the capped copy: nothing has happened yet, so this is exact
+            model = pool.model
+            pool.model = PoolModel(wanted, model.now, model.constants, epoch=model.epoch, waits=model.waits,
+                                   timeline=model.timeline, meter=model.meter, on_change=model.on_change,
+                                   on_policy=model.on_policy)
+        self.applied[pool.uuid] = wanted
 
-    def settings_changed(self, pool) -> None:
-        """A commit between grid instants: the new sizing, within the pool's current share."""
+    def sizing(self, pool, settings):
+        """A commit between grid instants: the sizing the model runs, the new one within the pool's share."""
         if self.quotas.limit(pool.scheduling_type) is None or pool.uuid not in self.share:
-            return
-        self._apply(pool, self.share[pool.uuid], self.own_sizing(pool), pool.model.now)
+            return settings
+        self.own[pool.uuid] = settings
+        wanted = self._within(pool, self.share[pool.uuid], settings)
+        self.applied[pool.uuid] = wanted
+        return wanted
 
     def forgotten(self, pool) -> None:
         for table in (self.own, self.applied, self.share, self.held):
@@ -158,8 +170,9 @@ class QuotaGovernor:
 
     # -- the shares -------------------------------------------------------------------------------
     def _live(self, at: float):
+        """Pools not yet gone at `at` (a pool created later, e.g. backdated ones, already holds a share)."""
         return [p for p in sorted(self.cluster.pools.values(), key=lambda p: p.order)
-                if p.created <= at and (p.delete_at is None or p.delete_at > at)]
+                if p.delete_at is None or p.delete_at > at]
 
     def evaluate(self, at: float) -> None:
         live = self._live(at)
@@ -185,13 +198,22 @@ class QuotaGovernor:
                     if stage == "demand":
                         held[pool.uuid] = grant < need
             for pool in pools:
-                self._apply(pool, share[pool.uuid], own[pool.uuid], at)
+                if pool.model.draining:   # it only shrinks: leave its model alone
+                    self.share[pool.uuid] = share[pool.uuid]
+                else:
+                    self._apply(pool, share[pool.uuid], own[pool.uuid], at)
                 self._set_held(pool, held[pool.uuid], at)
 
-    def _apply(self, pool, nodes: int, own, at: float) -> None:
-        self.share[pool.uuid] = nodes
+    @staticmethod
+    def _within(pool, nodes: int, own):
         slots = nodes * pool.slots_per_node
-        wanted = own if slots >= largest_max(own) else capped(own, slots)
+        return own if slots >= largest_max(own) else capped(own, slots)
+
+    def _apply(self, pool, nodes: int, own, at: float) -> None:
+        """From grid instant `at` on, the pool's model runs within `nodes` (its ticks up to `at` ran
+        within the previous share, which the quota allowed too)."""
+        self.share[pool.uuid] = nodes
+        wanted = self._within(pool, nodes, own)
         current = pool.model.settings
         if wanted is current or (wanted == current and self.applied.get(pool.uuid) is current):
             self.applied[pool.uuid] = current
