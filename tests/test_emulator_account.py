@@ -237,3 +237,32 @@ def test_block_new_refuses_a_new_pool_once_the_budget_is_spent():
                              json={"name": "x", "profile": "docker-batch", "instanceCount": 1,
                                    "projectUuid": "no-such-project"})
         assert unknown.status_code == 400 and "projectUuid" in unknown.json()["message"]
+
+
+def test_commits_and_scaling_documents_stay_within_the_quota():
+    from policies.scaling import FixedPolicy, Scaling
+
+    quotas = Quotas(flex=Limit(max_cores=24, max_instances=100))
+    with Emulator.running(pools=0, token="t", clock=HandClock(), quotas=quotas) as emu:
+        conn = connect(emu)
+        pool = conn.create_elastic_pool("grows", "docker-batch", minimum_total_slots=0, maximum_total_slots=2,
+                                        resize_period=90)
+        pool.submit()
+        task = conn.create_task("work", pool, 20)
+        task.constants["EMULATOR_DURATION_SECONDS"] = "36000"
+        task.submit()
+        emu.clock.now += 45                        # between two grid instants
+        pool.setup_elastic(minimum_total_slots=0, maximum_total_slots=20, resize_period=90)
+        pool.commit()
+        model = emu.cluster.pools[pool.uuid].model
+        for _ in range(40):
+            emu.clock.now += 30
+            emu.cluster.pool(pool.uuid)
+            assert model.ready + model.starting <= 6     # 24 cores / 4 per node
+        assert model.ready == 6 and conn.retrieve_pool(pool.uuid).elastic_maximum_slots == 20
+        emu.cluster.set_settings(pool.uuid, Scaling((FixedPolicy("all", 10),)))
+        for _ in range(10):
+            emu.clock.now += 30
+            emu.cluster.pool(pool.uuid)
+            assert model.ready + model.starting <= 6
+        assert QUOTA_ERROR_CODE in [e.code for e in conn.retrieve_pool(pool.uuid).errors]
