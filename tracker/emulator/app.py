@@ -16,10 +16,12 @@ from starlette.routing import Route
 
 from policies.scaling import InvalidScaling
 from policies.settings import ElasticSettings, InvalidSettings
+from tracker.emulator.account_api import account_routes, user_info_extras
 from tracker.emulator.cluster import NOT_RUNNING, SCHEDULING_TYPES, Cluster
 from tracker.emulator.documents import api_time, pool_document
 from tracker.emulator.faults import FaultPlan, Faults
 from tracker.emulator.filters import compile_filter
+from tracker.emulator.ledger import BudgetExceeded
 from tracker.emulator.pages import page
 from tracker.emulator.sizing import parse_scaling, parse_settings
 
@@ -63,6 +65,7 @@ def slots_per_node(body: dict) -> int:
 
 
 def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
+    account = cluster.account   # costs, budgets, quotas (tracker.emulator.account), when the emulator has one
     async def body_of(request: Request):
         raw = await request.body()
         try:
@@ -75,7 +78,8 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
 
     async def info(_):
         return json_response({"email": "emulator@127.0.0.1", "maxPool": -1, "poolCount": len(cluster.pools),
-                              "taskCount": len(cluster.tasks), "runningCoreCount": 0})
+                              "taskCount": len(cluster.tasks), "runningCoreCount": 0,
+                              **(user_info_extras(account) if account is not None else {})})
 
     async def create_pool(request):
         body = await body_of(request)
@@ -86,10 +90,12 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         elastic = body.get("elasticProperty") or {}
         chosen = parse_settings(elastic, static) if elastic.get("isElastic") else static
         extra = {k: v for k, v in body.items() if k not in INTERPRETED}   # kept verbatim
+        project = account.ledger.project_of_new_pool(body.get("projectUuid")) if account is not None else None
         pool = cluster.create_pool(body.get("name") or "pool", body.get("profile") or "docker-batch", chosen,
                                    tags=body.get("tags") or [], labels=body.get("labels") or {},
                                    shortname=body.get("shortname"), extra=extra, slots_per_node=per_node,
                                    scheduling_type=scheduling, scaling=scaling)
+        pool.project_uuid = project
         return json_response({"uuid": pool.uuid})
 
     async def paginate(request):
@@ -195,12 +201,14 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         Route("/_emulator/ground-truth", ground_truth),
         Route("/_emulator/faults", control_faults, methods=["GET", "POST"]),
         Route("/_emulator/state", state),
+        *(account_routes(cluster, account, json_response) if account is not None else ()),
     ]
     app = Starlette(routes=routes, exception_handlers={
         LookupError: lambda request, exc: error(404, str(exc).strip("'")),
         ValueError: lambda request, exc: error(400, str(exc)),
         NotRunning: lambda request, exc: error(403, str(exc)),
         InvalidScaling: lambda request, exc: error(400, f"invalid scaling: {exc.field}: {exc.problem}"),
+        BudgetExceeded: lambda request, exc: error(402, str(exc)),
         InvalidSettings: lambda request, exc: error(400, f"invalid elasticProperty: {exc}"),
     })
     return FaultyAuthApp(app, token, faults, cluster.clock)

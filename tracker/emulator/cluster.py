@@ -92,6 +92,7 @@ class EmulatedPool:
     nodes: NodeMeter | None = None
     order: int = 0          # creation sequence number: the listing order and the page tokens' key
     scaling: Scaling | None = None   # the scaling document sizing the pool; None: `settings` do (legacy)
+    project_uuid: str | None = None   # `projectUuid` (see tracker.emulator.ledger)
 
     def __post_init__(self) -> None:
         if self.nodes is None:
@@ -142,6 +143,7 @@ class Cluster:
         self.tasks: dict[str, dict] = {}
         self.ground_truth: deque[Truth] = deque(maxlen=truth_limit)
         self.lock = threading.RLock()
+        self.account = None   # tracker.emulator.account.Account: costs, budgets, quotas (set by Emulator)
 
     # -- building ---------------------------------------------------------------------------------
     def create_pool(self, name: str, profile: str, settings: ElasticSettings, *, at: float | None = None,
@@ -165,6 +167,8 @@ class Cluster:
             self.ground_truth.append(Truth(created, pool_id, "state", None, "Submitted"))
             if scaling is not None:
                 self.ground_truth.append(Truth(created, pool_id, "policy", None, model.active_policy_name))
+            if self.account is not None:
+                self.account.created(pool)
             return pool
 
     def populate(self, count: int, seed: int, start: float) -> None:
@@ -239,6 +243,8 @@ class Cluster:
     def pool(self, pool_id: str, now: float | None = None) -> EmulatedPool | None:
         with self.lock:
             now = self.clock() if now is None else now
+            if self.account is not None:
+                self.account.catch_up(now)
             pool = self.pools.get(pool_id)
             if pool is not None and pool.delete_at is not None and pool.delete_at <= now:
                 self._forget(pool)
@@ -250,6 +256,8 @@ class Cluster:
     def all_pools(self, now: float | None = None) -> list[EmulatedPool]:
         with self.lock:
             now = self.clock() if now is None else now
+            if self.account is not None:
+                self.account.catch_up(now)
             for pool in [p for p in self.pools.values() if p.delete_at is not None and p.delete_at <= now]:
                 self._forget(pool)
             for pool in self.pools.values():
@@ -269,7 +277,8 @@ class Cluster:
                     return
             else:
                 pool.scaling = settings
-            pool.model.set_settings(now, settings)
+            # the account may run the model on a copy capped to the pool's quota share (emulator/quotas.py)
+            pool.model.set_settings(now, settings if self.account is None else self.account.sizing(pool, settings))
             pool.last_modified = now
 
     def submit_task(self, pool_id: str, instances: int, duration: float) -> None:
@@ -303,6 +312,8 @@ class Cluster:
 
     def _forget(self, pool: EmulatedPool) -> None:
         pool.model.advance(pool.delete_at)
+        if self.account is not None:
+            self.account.forgotten(pool)
         del self.pools[pool.uuid]
         self.ground_truth.append(Truth(pool.delete_at, pool.uuid, "deleted", pool.state, None))
 

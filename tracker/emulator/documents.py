@@ -42,7 +42,7 @@ def pool_document(pool: EmulatedPool, now: float) -> dict:
         "name": pool.name,
         "shortname": pool.shortname or pool.uuid,
         "profile": pool.profile,
-        "projectUuid": None,
+        "projectUuid": pool.project_uuid,
         "tags": pool.tags,
         "labels": pool.labels,
         "constants": [],
