@@ -154,3 +154,62 @@ def test_a_slow_carbon_endpoint_never_delays_the_state_poll_and_one_bad_pool_cos
         restarted.store.close()
     finally:
         api.server.stop()
+
+
+def test_recorded_euros_and_energy_agree_with_the_emulator_within_one_percent(tmp_path):
+    """Over simulated hours, the daemon polls and collects; at each collection the euros and Wh it
+    recorded per pool equal what the emulator billed at that instant."""
+    from tracker.emulator import Emulator
+
+    clock = [1_800_000_000.0]
+    with Emulator.running(pools=6, seed=8, token="costs-e2e-token", clock=lambda: clock[0]) as emu:
+        config, _ = load_config(env={}, overrides={
+            "api.url": emu.url, "api.clock": "server", "store.path": str(tmp_path / "e.duckdb"), "http.port": 0,
+            "advisor.enabled": False, "costs.pool_interval_seconds": 3600})
+        daemon = Daemon(config, emu.token, admin_token="x" * 32)
+        checked = 0
+        for step in range(6 * 120):                       # six simulated hours, a poll every 30 s
+            assert daemon.poll().ok
+            if step % 120 == 0:
+                daemon.collect("pools")
+                daemon.collect("account")
+                truth = {c.uuid: c for c in emu.account.ledger.costs(clock[0])}
+                for view in daemon.store.views.values():
+                    billed = truth[view.uuid]
+                    if billed.euros > 0:
+                        assert view.credits_euros == pytest.approx(billed.euros, rel=0.01)
+                        assert dict(view.carbon)["energy_wh"] == pytest.approx(billed.total_wh, rel=0.01)
+                        checked += 1
+            clock[0] += 30
+        quotas = daemon.costs.account["quotas"]
+        assert "flex" in quotas and daemon.costs.account["account_credits"] > 0
+        hourly = daemon.store.frame("SELECT sum(euros) AS e FROM cost_hourly").e[0]
+        assert hourly > 0 and daemon.store.frame("SELECT count(*) AS n FROM price_per_slot_hour").n[0] >= 1
+        daemon.store.close()
+    assert checked >= 10
+
+
+def test_a_pool_held_at_the_account_quota_is_reported_as_such_not_as_saturated(tmp_path):
+    from policies.settings import ElasticSettings
+    from policies.workload import Workload
+    from tracker.emulator import Emulator
+    from tracker.emulator.quotas import Limit, Quotas
+
+    clock = [1_800_000_000.0]
+    with Emulator.running(pools=0, token="quota-e2e-token", clock=lambda: clock[0],
+                          quotas=Quotas(flex=Limit(max_cores=16, max_instances=4))) as emu:
+        emu.cluster.create_pool("capped", "docker-batch", ElasticSettings(0, 40, 0, 300, 1.0, 90), at=clock[0],
+                                workload=Workload("steady", 3, 4.0))
+        config, _ = load_config(env={}, overrides={"api.url": emu.url, "api.clock": "server", "http.port": 0,
+                                                    "store.path": str(tmp_path / "q.duckdb"), "advisor.enabled": False})
+        daemon = Daemon(config, emu.token, admin_token="x" * 32)
+        for _ in range(60):                                      # half an hour, a poll every 30 s
+            assert daemon.poll().ok
+            clock[0] += 30
+        daemon.collect("account")
+        (view,) = daemon.store.views.values()
+        body = daemon.metrics.exposition()[0].decode()
+        assert view.running_instances <= 4 and view.queued_or_running > view.running_instances
+        assert f'qarnot_pool_status_held_at_quota{{pool_uuid="{view.uuid}"}} 1.0' in body
+        assert 'qarnot_quota_max_cores{scheduling_type="flex"} 16.0' in body
+        daemon.store.close()

@@ -65,6 +65,8 @@ FAMILIES = {
        for n, api in API_FIELDS.items()},
     **{f"qarnot_pool_recommended_{UNITS.get(n, n)}": ("gauge", f"Recommended {api}, per policy.", ("policy",))
        for n, api in API_FIELDS.items()},
+    "qarnot_pool_status_held_at_quota": ("gauge", "1 while the API says the pool cannot grow because the "
+                                         "account's computing quota is reached (errors), else 0.", ()),
     "qarnot_pool_credits_euros_total": ("counter", "Credits (euros) the pool has consumed, at the last checkpoint.", ()),
     "qarnot_pool_energy_wh_total": ("counter", "Energy the pool has consumed (Wh), from its carbon facts.", ()),
     "qarnot_pool_reused_energy_wh_total": ("counter", "Of which reused as heat (Wh).", ()),
@@ -78,6 +80,12 @@ FAMILIES = {
     **{f"qarnot_pool_spec_scaling_{n}": ("gauge", f"Configured {n} of each scaling policy (Fixed: min = max = "
                                          "slotsCount, the rest absent).", ("scaling_policy",)) for n in SCALING_KNOBS},
 }
+
+
+def held_at_quota(errors) -> bool:
+    """The API's error for a pool the account quota stops (its wording is an assumption: "Computing quota
+    reached" in the emulator; any error naming a reached quota counts)."""
+    return any("quota" in e.lower() and "reach" in e.lower() for e in errors)
 
 
 def label_name(key: str) -> str:
@@ -110,6 +118,7 @@ def pool_samples(view: PoolView, recommended: Mapping[str, ElasticSettings], lab
         yield "qarnot_pool_spec_elastic", (), 1.0 if view.settings.is_elastic else 0.0
         for name in SETTINGS:
             yield f"qarnot_pool_spec_{UNITS.get(name, name)}", (), getattr(view.settings, name)
+    yield "qarnot_pool_status_held_at_quota", (), 1.0 if held_at_quota(view.errors) else 0.0
     if view.credits_euros is not None:
         yield "qarnot_pool_credits_euros_total", (), view.credits_euros
     carbon = dict(view.carbon)
