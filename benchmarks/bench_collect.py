@@ -2,7 +2,8 @@
 
     python benchmarks/bench_collect.py [--pools 10000] [--repeat 3]
 
-In one run against the emulator (HTTP on 127.0.0.1, a DuckDB file): the poll cycle alone (the baseline,
+In one run against the emulator (its own process, as the real API would be; HTTP on 127.0.0.1; a DuckDB
+file): the poll cycle alone (the baseline,
 best of --repeat), then the poll cycle while a collector run fetches credits and carbon facts for its
 share of pools in parallel (best of --repeat; the target is at most 1.10x), and how the collector spreads
 the account: pools asked per run and runs needed to cover every pool once.
@@ -10,14 +11,36 @@ the account: pools asked per run and runs needed to cover every pool once.
 from __future__ import annotations
 
 import argparse
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import httpx
+
 from tracker.config import load_config
 from tracker.daemon import Daemon
-from tracker.emulator import Emulator
+
+TOKEN = "bench-token-1"
+
+
+def emulator(pools: int) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tracker", "emulator", "--port", str(port), "--pools", str(pools),
+                             "--seed", "1", "--speed", "60", "--token", TOKEN], stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            httpx.get(f"{url}/settings", headers={"Authorization": TOKEN}).raise_for_status()
+            return proc, url
+        except httpx.TransportError:
+            assert proc.poll() is None, "the emulator did not start"
+            time.sleep(0.2)
 
 
 def main() -> None:
@@ -25,17 +48,15 @@ def main() -> None:
     parser.add_argument("--pools", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     opts = parser.parse_args()
-    clock = [1_800_000_000.0]
-    with tempfile.TemporaryDirectory() as tmp, \
-            Emulator.running(pools=opts.pools, seed=1, token="bench-token-1", clock=lambda: clock[0]) as emu:
+    proc, url = emulator(opts.pools)
+    with tempfile.TemporaryDirectory() as tmp:
         config, _ = load_config(env={}, overrides={
-            "api.url": emu.url, "api.clock": "server", "store.path": str(Path(tmp) / "b.duckdb"), "http.port": 0,
+            "api.url": url, "api.clock": "server", "store.path": str(Path(tmp) / "b.duckdb"), "http.port": 0,
             "advisor.enabled": False, "api.page_size": 5000})
-        daemon = Daemon(config, emu.token, admin_token="x" * 32)
+        daemon = Daemon(config, TOKEN, admin_token="x" * 32)
         daemon.poll()
 
         def poll_seconds() -> float:
-            clock[0] += 30
             t0 = time.perf_counter()
             assert daemon.poll().ok
             return time.perf_counter() - t0
@@ -50,6 +71,8 @@ def main() -> None:
             worker.join()
             runs, asked = runs + 1, asked + len(daemon.costs.last_fetch) - before
         daemon.store.close()
+    proc.terminate()
+    proc.wait()
     per_run = config.costs.max_pools_per_run
     print(f"poll cycle, {opts.pools} pools: alone {alone * 1000:.0f} ms, beside a collector run "
           f"{min(beside) * 1000:.0f} ms (x{min(beside) / alone:.2f}; target <= 1.10)")

@@ -5,11 +5,13 @@ They are siblings of the state poll, never part of it: each run fetches concurre
 events (`tracker.costs`) and appends them in its own transaction, so a slow carbon endpoint never holds
 state tracking back. Pool figures are fetched hourly while a pool lives and once when it ends, at most
 `max_pools_per_run` pools per run, so 10,000 pools are spread over many runs rather than asked at once.
-One pool's failure costs no other pool its figures.
+Polls come first: while one runs (`poll_idle` clear) the collector sends no new request. One pool's
+failure costs no other pool its figures.
 """
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,8 +30,11 @@ class CollectResult:
 
 
 class CostCollector:
-    def __init__(self, client: QarnotClient, store: Store, config) -> None:
+    def __init__(self, client: QarnotClient, store: Store, config, poll_idle: threading.Event | None = None) -> None:
         self.client, self.store, self.config = client, store, config
+        self.poll_idle = poll_idle or threading.Event()
+        if poll_idle is None:
+            self.poll_idle.set()
         self.last_fetch: dict[str, datetime] = store.last_times(("credits_checkpointed", "carbon_checkpointed"))
         self.account: dict = store.latest_account()   # what the account figures were at the last change
 
@@ -52,6 +57,7 @@ class CostCollector:
         out = [uuid, None, None]
         for i, fetch in ((1, lambda: self.client.pool_credits(uuid)),
                          (2, lambda: self.client.pool_carbon(uuid, self.config.comparison_datacenter))):
+            self.poll_idle.wait(timeout=self.config.run_every_seconds)   # a poll is running: let it have the API
             try:
                 out[i] = fetch()
             except PoolNotFound:

@@ -108,7 +108,9 @@ class Daemon:
         self.fatal: str | None = None      # why the daemon stopped by itself (exit code 2)
         self.advisor = Advisor(self.store, config.advisor, self.client, on_decision=self.metrics.count_commit)
         self._advise_lock = threading.Lock()
-        self.costs = CostCollector(self.client, self.store, config.costs)
+        self._poll_idle = threading.Event()      # clear while a poll runs: the collectors hold their requests
+        self._poll_idle.set()
+        self.costs = CostCollector(self.client, self.store, config.costs, self._poll_idle)
         self.metrics.account = lambda: self.costs.account
         self.clock = clock or (server_clock(self.client) if config.api.clock == "server" else utc_now)
         self.health = Health(timedelta(seconds=config.http.health_max_failure_seconds), started=utc_now(),
@@ -131,6 +133,7 @@ class Daemon:
             return None
         selection = self.config.select
         with self._poll_lock:
+            self._poll_idle.clear()
             try:
                 result = poll_once(self.client, self.store, tags=selection.tags, clock=self.clock,
                                    keep=lambda s: all((k, v) in s.labels for k, v in selection.labels.items()))
@@ -143,6 +146,8 @@ class Daemon:
                 if not self.stopping.is_set():
                     event(logging.ERROR, f"poll crashed: {exc}", error=type(exc).__name__)
                 return None
+            finally:
+                self._poll_idle.set()
         if self.stopping.is_set():
             return result               # abandoned by shutdown: not the API's fault, not worth a line
         self.health.record(result, utc_now())
