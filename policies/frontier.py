@@ -1,0 +1,215 @@
+"""A pool's cost/wait frontier: back-test a grid over the real levers and keep the points no other beats.
+
+Under Qarnot's model, reactive settings are already close to the cheapest on cost; what a user can still
+buy is wait: an idle reserve (`minIdleSlots`), a longer idle time, a faster ramp (`scalingFactor`), a
+floor (`minTotalSlots`), a higher ceiling, or any of these only during the hours work arrives (a weekly
+`Scaling` document: a reserve during working hours, lean otherwise). Each candidate is replayed through
+the pool model (`policies.backtest`); a point is (billed slot-hours, p95 wait). The frontier is the set of
+points no other point beats on both.
+
+Weekly windows come from the rhythm of the history: the hours of the day whose mean demand is a share of
+the busiest hour's (`Grid.rhythm_thresholds`), as one Weekly period on every day (or Monday to Friday when
+the weekend is quiet), offered only when demand inside is at least `Grid.min_rhythm` times demand outside.
+
+Pure: numbers in, values out; `progress(done, total)` is an optional callback for a progress bar.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from policies.backtest import replay, score
+from policies.model import Sizing
+from policies.scaling import (ALWAYS, DAY, DAYS, MONDAY, WEEK, FixedPolicy, ManagedTasksQueuePolicy, Scaling,
+                              Weekly, format_time)
+from policies.settings import ElasticSettings
+from policies.traces import Trace
+
+Progress = Callable[[int, int], None]   # (runs done, runs planned so far)
+WEEKDAYS = DAYS[:5]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The levers and the values tried; reserves above `reserve_share` of the peak are left out."""
+    max_scales: tuple = (0.75, 1.0, 1.25, 1.5)       # x the peak demand of the history
+    reserves: tuple = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+    reserve_share: float = 0.5
+    idle_times: tuple = (0, 90, 300, 900)
+    factors: tuple = (0.2, 0.5, 1.0)
+    periods: tuple = (90, 300)
+    floors: tuple = (0.25, 0.5)                        # minTotalSlots as quantiles of demand
+    rhythm_thresholds: tuple = (0.25, 0.5)             # busy hours: mean demand >= this x the busiest hour's
+    min_rhythm: float = 2.0                            # inside vs outside mean demand, for a weekly window
+    schedule_inside: int = 12                          # frontier points tried inside a window
+    schedule_outside: int = 3                          # the cheapest frontier points tried outside it
+
+
+@dataclass(frozen=True)
+class Point:
+    settings: Sizing
+    slot_hours: float
+    wait_p95: float
+    over_slo: float     # share of instances waiting longer than the SLO
+    wait_max: float
+
+    def as_dict(self) -> dict:
+        return {"slot_hours": round(self.slot_hours, 2), "wait_p95_seconds": round(self.wait_p95, 1),
+                "over_slo_share": round(self.over_slo, 4)}
+
+
+def describe(settings: Sizing | None) -> str:
+    """Every knob of the settings, or every policy of a scaling document, on one line."""
+    if settings is None:
+        return "-"
+    if isinstance(settings, ElasticSettings):
+        return (f"min={settings.min_total_slots} max={settings.max_total_slots} min_idle={settings.min_idle_slots} "
+                f"idle_time={settings.min_idle_time_seconds} factor={settings.resize_factor:g} "
+                f"period={settings.resize_period}")
+    parts = []
+    for policy in settings.policies:
+        when = ", ".join(_period_text(p) for p in policy.periods)
+        if isinstance(policy, FixedPolicy):
+            parts.append(f"{policy.name}: Fixed {policy.slots_count} [{when}]")
+        else:
+            parts.append(f"{policy.name}: min={policy.min_total_slots} max={policy.max_total_slots} "
+                         f"min_idle={policy.min_idle_slots} idle_time={policy.min_idle_time_seconds} "
+                         f"factor={policy.scaling_factor:g} [{when}]")
+    return "; ".join(parts) or "no policy (0 slots)"
+
+
+def _period_text(period) -> str:
+    if not isinstance(period, Weekly):
+        return "always"
+    days = "every day" if len(period.days) == 7 else ("mon-fri" if period.days == WEEKDAYS else ",".join(
+        d[:3] for d in period.days))
+    return f"{days} {format_time(period.start)[:5]}-{format_time(period.end)[:5]} UTC"
+
+
+def managed(name: str, settings: ElasticSettings, periods=ALWAYS) -> ManagedTasksQueuePolicy:
+    """Legacy knobs as a named ManagedTasksQueue policy (the resize period has no place in a scaling)."""
+    return ManagedTasksQueuePolicy(name, settings.min_total_slots, settings.max_total_slots, settings.min_idle_slots,
+                                   settings.min_idle_time_seconds, float(settings.resize_factor), tuple(periods))
+
+
+def elastic_grid(peak: int, need: np.ndarray, grid: Grid, extra: Iterable[ElasticSettings] = ()) -> list[ElasticSettings]:
+    """Legacy settings over the levers: max, idle reserve, idle time, factor, period, floor."""
+    peak = max(1, int(peak))
+    reserves = [r for r in grid.reserves if r <= max(1, grid.reserve_share * peak)]
+    out = set(extra)
+    for scale in grid.max_scales:
+        top = max(1, math.ceil(peak * scale))
+        factors = grid.factors if scale == 1.0 else (min(grid.factors), max(grid.factors))
+        for reserve in reserves:
+            for idle_time in grid.idle_times:
+                for factor in factors:
+                    out.add(ElasticSettings(0, top, min(reserve, top), idle_time, float(factor), 90))
+        for period in grid.periods:
+            for idle_time in grid.idle_times:
+                out.add(ElasticSettings(0, top, 0, idle_time, 1.0, max(90, int(period))))
+    top = max(1, math.ceil(peak))
+    for q in grid.floors:
+        floor = int(np.quantile(need, q)) if len(need) else 0
+        for idle_time in grid.idle_times:
+            if 0 < floor <= top:
+                out.add(ElasticSettings(floor, top, 0, idle_time, 1.0, 90))
+    return sorted(out, key=lambda s: (s.max_total_slots, s.min_idle_slots, s.min_idle_time_seconds,
+                                      s.resize_factor, s.min_total_slots, s.resize_period))
+
+
+def evaluate(trace: Trace, candidates: Sequence[Sizing], *, start: float, end: float, epoch: float,
+             startup_delay: float, slo: float, progress: Progress | None = None, done: int = 0,
+             planned: int | None = None) -> list[Point]:
+    """Replay every candidate on [start, end) and score it."""
+    out = []
+    total = planned if planned is not None else done + len(candidates)
+    for i, settings in enumerate(candidates):
+        s = score(replay(trace, settings, startup_delay=startup_delay, epoch=epoch, start=start, end=end),
+                  slo_seconds=slo)
+        out.append(Point(settings, float(s.slot_hours), float(s.wait_p95), float(s.share_over_slo), float(s.wait_max)))
+        if progress is not None:
+            progress(done + i + 1, total)
+    return out
+
+
+def pareto(points: Iterable[Point]) -> list[Point]:
+    """The points no other point beats on both slot-hours and p95 wait (of equal points, the first),
+    cheapest first."""
+    out: list[Point] = []
+    best = math.inf
+    for point in sorted(points, key=lambda p: (p.slot_hours, p.wait_p95)):
+        if point.wait_p95 < best:
+            out.append(point)
+            best = point.wait_p95
+    return out
+
+
+def rhythm_windows(grid_times: np.ndarray, need: np.ndarray, epoch: float, grid: Grid) -> list[Weekly]:
+    """Weekly windows covering the busy hours of the day, where demand shows a daily rhythm."""
+    if len(need) == 0 or grid_times[-1] - grid_times[0] < DAY or need.max() <= 0:
+        return []
+    second = (grid_times + epoch - MONDAY) % WEEK
+    weekday, hour = (second // DAY).astype(int), ((second % DAY) // 3600).astype(int)
+    hourly = np.array([need[hour == h].mean() if np.any(hour == h) else 0.0 for h in range(24)])
+    weekend = weekday >= 5
+    quiet_weekend = bool(weekend.any() and (~weekend).any()
+                         and need[weekend].mean() < 0.5 * need[~weekend].mean())
+    out: list[Weekly] = []
+    for threshold in grid.rhythm_thresholds:
+        busy = hourly >= threshold * hourly.max()
+        if busy.all() or not busy.any():
+            continue
+        start, end = _covering_arc(busy)
+        inside = np.isin(hour, [(start + i) % 24 for i in range((end - start) % 24 or 24)])
+        if need[~inside].mean() * grid.min_rhythm > need[inside].mean():
+            continue
+        for days in ((WEEKDAYS, DAYS) if quiet_weekend else (DAYS,)):
+            window = Weekly(days, start * 3600, end % 24 * 3600, name="busy-hours")
+            if window not in out:
+                out.append(window)
+    return out
+
+
+def _covering_arc(busy: np.ndarray) -> tuple[int, int]:
+    """(start hour, end hour) of the shortest circular run of hours holding every busy hour."""
+    n = len(busy)
+    best_gap, best_at = 0, 0
+    for first in range(n):               # the longest circular run of quiet hours is left out
+        if busy[first] or not busy[first - 1]:
+            continue
+        length = 0
+        while not busy[(first + length) % n]:
+            length += 1
+        if length > best_gap:
+            best_gap, best_at = length, first
+    return (best_at + best_gap) % n, best_at
+
+
+def schedules(windows: Sequence[Weekly], frontier: Sequence[Point], grid: Grid) -> list[Scaling]:
+    """Weekly documents: a frontier setting inside each window, a cheaper one outside it."""
+    elastic = [p.settings for p in frontier if isinstance(p.settings, ElasticSettings)]
+    if len(elastic) < 2 or not windows:
+        return []
+    step = max(1, len(elastic) // grid.schedule_inside)
+    inside = elastic[::step]
+    out = []
+    for window in windows:
+        for lean in elastic[:grid.schedule_outside]:
+            for busy in inside:
+                if busy != lean:
+                    out.append(Scaling((managed("busy-hours", busy, (window,)), managed("off-hours", lean))))
+    return out
+
+
+def frontier_rows(points: Sequence[Point], heldout: dict) -> list[dict]:
+    """The frontier as rows: settings (API form and one line), and scores on both windows."""
+    return [{"settings": p.settings.to_api(), "describe": describe(p.settings), "kind": _kind(p.settings),
+             "train": p.as_dict(), "heldout": heldout[p.settings].as_dict() if p.settings in heldout else None}
+            for p in points]
+
+
+def _kind(settings: Sizing) -> str:
+    return "elastic" if isinstance(settings, ElasticSettings) else "scaling"
