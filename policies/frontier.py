@@ -42,10 +42,10 @@ class Grid:
     factors: tuple = (0.2, 0.5, 1.0)
     periods: tuple = (90, 300)
     floors: tuple = (0.25, 0.5)                        # minTotalSlots as quantiles of demand
-    rhythm_thresholds: tuple = (0.25, 0.5)             # busy hours: mean demand >= this x the busiest hour's
+    rhythm_thresholds: tuple = (0.1, 0.25, 0.5)             # busy hours: mean demand >= this x the busiest hour's
     min_rhythm: float = 2.0                            # inside vs outside mean demand, for a weekly window
     schedule_inside: int = 12                          # frontier points tried inside a window
-    schedule_outside: int = 3                          # the cheapest frontier points tried outside it
+    schedule_outside: int = 4                          # frontier points of the cheaper half tried outside it
 
 
 @dataclass(frozen=True)
@@ -155,8 +155,6 @@ def rhythm_windows(grid_times: np.ndarray, need: np.ndarray, epoch: float, grid:
     weekday, hour = (second // DAY).astype(int), ((second % DAY) // 3600).astype(int)
     hourly = np.array([need[hour == h].mean() if np.any(hour == h) else 0.0 for h in range(24)])
     weekend = weekday >= 5
-    quiet_weekend = bool(weekend.any() and (~weekend).any()
-                         and need[weekend].mean() < 0.5 * need[~weekend].mean())
     out: list[Weekly] = []
     for threshold in grid.rhythm_thresholds:
         busy = hourly >= threshold * hourly.max()
@@ -166,6 +164,9 @@ def rhythm_windows(grid_times: np.ndarray, need: np.ndarray, epoch: float, grid:
         inside = np.isin(hour, [(start + i) % 24 for i in range((end - start) % 24 or 24)])
         if need[~inside].mean() * grid.min_rhythm > need[inside].mean():
             continue
+        # a quiet weekend is judged on the same hours: weekend busy hours seen, and half as busy
+        quiet_weekend = bool(np.any(weekend & inside) and np.any(~weekend & inside)
+                             and need[weekend & inside].mean() < 0.5 * need[~weekend & inside].mean())
         for days in ((WEEKDAYS, DAYS) if quiet_weekend else (DAYS,)):
             window = Weekly(days, start * 3600, end % 24 * 3600, name="busy-hours")
             if window not in out:
@@ -193,15 +194,22 @@ def schedules(windows: Sequence[Weekly], frontier: Sequence[Point], grid: Grid) 
     elastic = [p.settings for p in frontier if isinstance(p.settings, ElasticSettings)]
     if len(elastic) < 2 or not windows:
         return []
-    step = max(1, len(elastic) // grid.schedule_inside)
-    inside = elastic[::step]
+    inside = _spread(elastic, grid.schedule_inside)
+    outside = _spread(elastic[:max(2, len(elastic) // 2)], grid.schedule_outside)
     out = []
     for window in windows:
-        for lean in elastic[:grid.schedule_outside]:
+        for lean in outside:
             for busy in inside:
-                if busy != lean:
+                if elastic.index(busy) > elastic.index(lean):
                     out.append(Scaling((managed("busy-hours", busy, (window,)), managed("off-hours", lean))))
     return out
+
+
+def _spread(items: list, count: int) -> list:
+    """Up to `count` items evenly spread from first to last."""
+    if len(items) <= count:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
 def frontier_rows(points: Sequence[Point], heldout: dict) -> list[dict]:

@@ -5,8 +5,8 @@
    settings and the other policies' proposals; where demand has a daily rhythm, also weekly `Scaling`
    documents (a frontier setting during the busy hours, a leaner one outside them).
 2. Candidates keeping the SLO (p95 wait) and the weekly budget on the older history are taken cheapest
-   first; near-ties (within `cost_tolerance`) go to fewer instances over the SLO, then the shorter worst
-   wait. The first one that also keeps the SLO on the held-out window is the recommendation
+   first; near-ties (within `cost_tolerance`) go to fewer instances over the SLO, then to plain settings
+   over a weekly document, then to the shorter worst wait. The first one that also keeps the SLO on the held-out window is the recommendation
    (`cheapest_within_slo`). So a setting that breaks the SLO on the held-out window is never recommended
    while some candidate keeps it there (`kept_only_on_heldout` when only candidates that missed it on the
    older history do).
@@ -108,7 +108,8 @@ def _order(points: list[Point], tolerance: float) -> list[Point]:
     if not points:
         return points
     near = [p for p in points if p.slot_hours <= points[0].slot_hours * (1 + tolerance)]
-    return sorted(near, key=lambda p: (p.over_slo, p.wait_max, p.slot_hours)) + points[len(near):]
+    return sorted(near, key=lambda p: (p.over_slo, not isinstance(p.settings, ElasticSettings), p.wait_max,
+                                       p.slot_hours)) + points[len(near):]
 
 
 def describe_window(window) -> str:
