@@ -34,16 +34,18 @@ WEEKDAYS = DAYS[:5]
 
 @dataclass(frozen=True)
 class Grid:
-    """The levers and the values tried; reserves above `reserve_share` of the peak are left out."""
+    """The levers and the values tried (reserves above the peak are left out)."""
     max_scales: tuple = (0.75, 1.0, 1.25, 1.5)       # x the peak demand of the history
-    reserves: tuple = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
-    reserve_share: float = 0.5
+    reserves: tuple = (0, 1, 2, 3, 4, 6, 8)               # idle reserves in slots, and as shares of the peak:
+    reserve_shares: tuple = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+    refine: int = 8                                    # reserves tried between two grid levels around the SLO
     idle_times: tuple = (0, 90, 300, 900)
     factors: tuple = (0.2, 0.5, 1.0)
     periods: tuple = (90, 300)
     floors: tuple = (0.25, 0.5)                        # minTotalSlots as quantiles of demand
     rhythm_thresholds: tuple = (0.1, 0.25, 0.5)             # busy hours: mean demand >= this x the busiest hour's
     min_rhythm: float = 2.0                            # inside vs outside mean demand, for a weekly window
+    rhythm_days: int = 3                               # days with work inside the window, at least
     schedule_inside: int = 12                          # frontier points tried inside a window
     schedule_outside: int = 4                          # frontier points of the cheaper half tried outside it
 
@@ -98,7 +100,7 @@ def managed(name: str, settings: ElasticSettings, periods=ALWAYS) -> ManagedTask
 def elastic_grid(peak: int, need: np.ndarray, grid: Grid, extra: Iterable[ElasticSettings] = ()) -> list[ElasticSettings]:
     """Legacy settings over the levers: max, idle reserve, idle time, factor, period, floor."""
     peak = max(1, int(peak))
-    reserves = [r for r in grid.reserves if r <= max(1, grid.reserve_share * peak)]
+    reserves = reserve_levels(peak, grid)
     out = set(extra)
     for scale in grid.max_scales:
         top = max(1, math.ceil(peak * scale))
@@ -118,6 +120,20 @@ def elastic_grid(peak: int, need: np.ndarray, grid: Grid, extra: Iterable[Elasti
                 out.add(ElasticSettings(floor, top, 0, idle_time, 1.0, 90))
     return sorted(out, key=lambda s: (s.max_total_slots, s.min_idle_slots, s.min_idle_time_seconds,
                                       s.resize_factor, s.min_total_slots, s.resize_period))
+
+
+def reserve_levels(peak: int, grid: Grid) -> list[int]:
+    return sorted({r for r in grid.reserves if r <= peak} | {math.ceil(peak * q) for q in grid.reserve_shares})
+
+
+def refinements(chosen: ElasticSettings, peak: int, grid: Grid) -> list[ElasticSettings]:
+    """Idle reserves between the grid level below `chosen`'s and its own: the SLO is often crossed there."""
+    levels = [r for r in reserve_levels(max(1, peak), grid) if r < chosen.min_idle_slots]
+    if not levels:
+        return []
+    low, high = levels[-1], chosen.min_idle_slots
+    values = sorted({low + round(i * (high - low) / (grid.refine + 1)) for i in range(1, grid.refine + 1)} - {low, high})
+    return [chosen.with_(min_idle_slots=r) for r in values if r <= chosen.max_total_slots]
 
 
 def evaluate(trace: Trace, candidates: Sequence[Sizing], *, start: float, end: float, epoch: float,
@@ -164,6 +180,9 @@ def rhythm_windows(grid_times: np.ndarray, need: np.ndarray, epoch: float, grid:
         inside = np.isin(hour, [(start + i) % 24 for i in range((end - start) % 24 or 24)])
         if need[~inside].mean() * grid.min_rhythm > need[inside].mean():
             continue
+        days_with_work = np.unique(((grid_times[inside & (need > 0)] + epoch - MONDAY) // DAY).astype(int))
+        if len(days_with_work) < grid.rhythm_days:
+            continue   # a rhythm is a pattern that repeats: one busy day is not one
         # a quiet weekend is judged on the same hours: weekend busy hours seen, and half as busy
         quiet_weekend = bool(np.any(weekend & inside) and np.any(~weekend & inside)
                              and need[weekend & inside].mean() < 0.5 * need[~weekend & inside].mean())

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from policies.backtest import peak_demand
 from policies.frontier import Grid, Point, Progress, describe, elastic_grid, evaluate, frontier_rows, pareto, \
-    rhythm_windows, schedules
+    refinements, rhythm_windows, schedules
 from policies.model import Sizing
 from policies.recommendation import Demand, Recommendation, evidence, recommend, too_little
 from policies.settings import ElasticSettings
@@ -44,7 +44,8 @@ def search(demand: Demand, current: Sizing | None, config: Config = Config(),
         proposals = proposals_for(demand, current if isinstance(current, ElasticSettings) else None)
     grid_times, need = demand.curve()
     seeds = [p.settings for p in proposals if p.settings is not None]
-    elastic = elastic_grid(peak_demand(demand.trace), need, config.grid,
+    peak = peak_demand(demand.trace)
+    elastic = elastic_grid(peak, need, config.grid,
                            [s for s in seeds if isinstance(s, ElasticSettings)])
     others = [s for s in seeds if not isinstance(s, ElasticSettings)] + ([current] if current is not None else [])
     windows = rhythm_windows(grid_times, need, demand.time_zero, config.grid) if config.weekly else []
@@ -55,6 +56,13 @@ def search(demand: Demand, current: Sizing | None, config: Config = Config(),
     points = evaluate(demand.trace, elastic + others, planned=plan, **common)
     schedule = schedules(windows, pareto(points), config.grid)
     points += evaluate(demand.trace, schedule, done=len(points), **common)
+    slo, budget = demand.slo_seconds, demand.budget_slot_hours_per_week
+    train_span = train_end - demand.start
+    cheapest = min((p for p in points if p.wait_p95 <= slo and isinstance(p.settings, ElasticSettings)),
+                   key=lambda p: p.slot_hours, default=None)
+    if cheapest is not None:   # the SLO is crossed between two reserve levels: look closer there
+        points += evaluate(demand.trace, refinements(cheapest.settings, peak, config.grid), done=len(points),
+                           **common)
     done = len(points)
 
     held: dict = {}
@@ -70,8 +78,6 @@ def search(demand: Demand, current: Sizing | None, config: Config = Config(),
                 progress(done, done)
         return held[point.settings]
 
-    slo, budget = demand.slo_seconds, demand.budget_slot_hours_per_week
-    train_span = train_end - demand.start
     affordable = [p for p in points if budget is None or demand.per_week(p.slot_hours, train_span) <= budget]
     keeping = _order([p for p in affordable if p.wait_p95 <= slo], config.cost_tolerance)
     front = pareto(points)
