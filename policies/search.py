@@ -81,7 +81,8 @@ def search(demand: Demand, current: Sizing | None, config: Config = Config(),
     affordable = [p for p in points if budget is None or demand.per_week(p.slot_hours, train_span) <= budget]
     keeping = _order([p for p in affordable if p.wait_p95 <= slo], config.cost_tolerance)
     front = pareto(points)
-    for p in front:
+    fixed_front = pareto(p for p in points if isinstance(p.settings, ElasticSettings))
+    for p in front + fixed_front:
         heldout(p)
     chosen = next((p for p in keeping if heldout(p).wait_p95 <= slo), None)
     code = "cheapest_within_slo"
@@ -103,6 +104,8 @@ def search(demand: Demand, current: Sizing | None, config: Config = Config(),
     ev["frontier"] = frontier_rows(front, held)
     if chosen not in front:
         ev["frontier"].append({**frontier_rows([chosen], held)[0], "off_frontier": True})
+    if windows:   # what plain settings alone reach, to see what the weekly schedules add
+        ev["fixed_frontier"] = frontier_rows(fixed_front, held)
     return recommend(NAME, demand, current, chosen.settings, code,
                      _sentence(code, demand, ev, len(points), chosen), ev)
 

@@ -44,7 +44,16 @@ def profile(demand: Demand, config: Config = Config()) -> list[int]:
             same = [seen[k] for k in seen if k % 24 == h % 24]
             sample = np.concatenate(same) if same else need
         out.append(max(1, math.ceil(config.margin * np.percentile(sample, config.percentile))))
-    return out
+    return [min(max(out), ladder(v)) for v in out]
+
+
+def ladder(value: int) -> int:
+    """`value` rounded up to 1..6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, ... (steps of at most 25%), so that
+    the document holds a few maxima, not one per hour."""
+    if value <= 6:
+        return value
+    base = 2 ** math.floor(math.log2(value))
+    return next(c for c in (math.ceil(base * m) for m in (1, 1.25, 1.5, 1.75, 2)) if c >= value)
 
 
 def schedule(levels: list[int], base: ElasticSettings) -> Scaling:

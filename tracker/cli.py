@@ -199,18 +199,30 @@ def export(directory, db):
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first, for --pool.")
 @click.option("--settings", "settings_texts", multiple=True, metavar="K=V,...",
               help="Candidate elastic settings, e.g. max=20,min_idle=1,idle_time=300,factor=0.5,period=90 "
-                   "(repeatable; unnamed knobs take the SDK defaults).")
+                   "(repeatable; unnamed knobs take the SDK defaults), or a .json file with a scaling document.")
 @click.option("--policy", "policies", multiple=True, metavar="NAME|all",
               help="Add a policy's recommendation as a candidate: target-tracking, percentiles, idle-headroom, "
                    "time-of-week, search, or all (repeatable).")
 @click.option("--startup-delay", default=60.0, show_default=True, help="Seconds a new slot takes to start.")
-@click.option("--slo", default=300.0, show_default=True, help="Wait (seconds) counted as too long.")
+@click.option("--slo", default=300.0, show_default=True,
+              help="The p95 task wait (seconds) policies must keep; also the wait counted as too long.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True),
+              help="A cap on slot-hours per week the policies must respect (default: none).")
+@click.option("--holdout", "holdout_share", type=click.FloatRange(0, 0.9), default=0.25, show_default=True,
+              help="Share of the trace (at most its last week) kept aside: policies choose on the older part and "
+                   "every candidate is also scored on this held-out window.")
 @click.option("--cores-per-slot", type=int, help="Also report core-hours.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write demand vs supply to this PNG.")
-def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt, plot_path):
-    """Score elastic settings against real demand: cost (slot-hours), waits and elasticity metrics,
-    side by side with baselines (static at peak, SDK defaults with max at peak, the pool's current)."""
+@click.option("--frontier-plot", type=click.Path(dir_okay=False),
+              help="Write the cost/wait frontier of --policy search (held-out window, with the current and the "
+                   "recommended points) to this PNG.")
+def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay, slo, budget, holdout_share,
+             cores_per_slot, fmt, plot_path, frontier_plot):
+    """Score elastic settings or scaling documents against real demand: cost (slot-hours), waits and
+    elasticity metrics, side by side with baselines (static at peak, SDK defaults with max at peak, the
+    pool's current), on the whole trace and on its held-out recent window; policies choose out of sample,
+    and `search` shows its cost/wait frontier."""
     from policies.settings import InvalidSettings
     from policies.traces import TraceError
     from tracker.backtest_cmd import run_backtest
@@ -223,7 +235,8 @@ def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay,
         admin = admin_token_for(load(None, **{"store.path": db})[0]) if pool else ""
         click.echo(run_backtest(trace_path=trace_path, pool=pool, db=db, url=url, admin_token=admin,
                                 settings_texts=settings_texts, policies=policies, startup_delay=startup_delay, slo=slo,
-                                cores_per_slot=cores_per_slot, fmt=fmt, plot_path=plot_path))
+                                cores_per_slot=cores_per_slot, fmt=fmt, plot_path=plot_path, budget=budget,
+                                holdout_share=holdout_share, frontier_plot=frontier_plot))
     except (TraceError, InvalidSettings, QueryRefused, StoreError, DaemonError) as exc:
         fail(str(exc))
 
