@@ -49,6 +49,11 @@ class Demand:
         return max(0.0, self.end - self.start)
 
     @property
+    def history_span(self) -> float:
+        """The whole history's span, the held-out part included."""
+        return max(0.0, (self.heldout_end if self.heldout is not None else self.end) - self.start)
+
+    @property
     def time_zero(self) -> float:
         """Epoch second of the trace's time 0 (0 for epoch timestamps, a Monday for relative traces)."""
         return trace_epoch(self.trace) if self.epoch is None else self.epoch
@@ -106,10 +111,10 @@ class Recommendation:
 
 def too_little(policy: str, demand: Demand, needed: float = MIN_HISTORY_SECONDS) -> Recommendation | None:
     """The "no recommendation" answer when the history is too short, else None."""
-    if demand.span >= needed and demand.trace.arrivals:
+    if demand.history_span >= needed and demand.trace.arrivals:
         return None
     return Recommendation(policy, None, "insufficient_history",
-                          f"only {demand.span / 3600:.1f} h of history with {len(demand.trace.arrivals)} arrivals; "
+                          f"only {demand.history_span / 3600:.1f} h of history with {len(demand.trace.arrivals)} arrivals; "
                           f"needs {needed / 3600:.0f} h with work in it", 0.0)
 
 

@@ -1,16 +1,22 @@
 """The advisor: runs the configured policies over each pool's recorded history, records every
 recommendation as an event, and, only when the operator opted in, commits through the API behind the
 guardrails, reading the settings back to confirm. Policy (what to recommend), guardrails (whether to
-commit) and the commit itself (the side effect) stay separate, and every decision is recorded."""
+commit) and the commit itself (the side effect) stay separate, and every decision is recorded.
+
+Each pool is advised against its own objective: a p95 wait SLO (`advisor.slo_seconds`, or the pool's label
+`advisor.slo_label`, or a tag `NAME=SECONDS`) and an optional weekly slot-hour budget (likewise). Policies
+choose on the older history and are scored on the held-out recent window (`advisor.holdout_share`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
+from policies.frontier import describe
 from policies.guardrails import NOT_RUNNING, CommitRules, Decision, check_commit
-from policies.recommendation import Demand, Recommendation
-from policies.registry import POLICIES
+from policies.recommendation import Demand, Recommendation, holdout
+from policies.registry import advise
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings
 from policies.traces import history_to_trace
 from tracker.api import ApiError, QarnotClient
@@ -27,14 +33,34 @@ class Advisor:
     on_decision: Callable[[str], None] = lambda outcome: None
     latest: dict[str, dict[str, ElasticSettings]] = field(default_factory=dict)  # for metrics
 
-    def demand(self, uuid: str, now: datetime) -> Demand:
+    def objective(self, view: PoolView) -> dict:
+        """The pool's SLO and budget, and where each comes from (its label or tag, else the config)."""
+        slo, slo_from = _own(view, self.config.slo_label, 86400.0)
+        budget, budget_from = _own(view, self.config.budget_label, float("inf"))
+        return {"slo_seconds": slo or self.config.slo_seconds, "slo_from": slo_from or "config advisor.slo_seconds",
+                "budget_slot_hours_per_week": budget or self.config.budget_slot_hours_per_week,
+                "budget_from": budget_from or ("config advisor.budget_slot_hours_per_week"
+                                               if self.config.budget_slot_hours_per_week else "none")}
+
+    def demand(self, uuid: str, now: datetime, objective: dict | None = None) -> Demand:
+        """The pool's history as demand, the recent part held out to score recommendations on."""
+        objective = objective or {"slo_seconds": self.config.slo_seconds,
+                                  "budget_slot_hours_per_week": self.config.budget_slot_hours_per_week}
         frame = self.store.history(uuid, since=now - timedelta(seconds=self.config.history_seconds))
         trace, start, _ = history_to_trace(frame)
-        return Demand(trace, start, now.timestamp(), self.config.startup_delay_seconds, self.config.slo_seconds)
+        full = Demand(trace, start, now.timestamp(), self.config.startup_delay_seconds, objective["slo_seconds"],
+                      objective["budget_slot_hours_per_week"])
+        return holdout(full, self.config.holdout_share, self.config.holdout_max_seconds)
 
-    def recommend(self, view: PoolView, now: datetime, policies=None) -> list[Recommendation]:
-        demand = self.demand(view.uuid, now)
-        return [POLICIES[name](demand, view.settings) for name in (policies or self.config.policies)]
+    def recommend(self, view: PoolView, now: datetime, policies=None, progress=None) -> list[Recommendation]:
+        objective = self.objective(view)
+        demand = self.demand(view.uuid, now, objective)
+        out = []
+        for name in (policies or self.config.policies):
+            rec = advise(name, demand, view.settings, progress=progress)
+            rec.evidence["objective"] = objective
+            out.append(rec)
+        return out
 
     def run(self, now: datetime) -> list[tuple[str, Recommendation, Decision | None]]:
         """One round over every live pool: recommend, record, and commit where allowed."""
@@ -43,9 +69,9 @@ class Advisor:
             if view.state in NOT_RUNNING or view.settings is None:
                 continue
             recs = self.recommend(view, now)
-            events = [_event("recommendation_made", view.uuid, now, _describe(rec)) for rec in recs]
+            events = [_event("recommendation_made", view.uuid, now, _describe(rec, brief=True)) for rec in recs]
             self.store.append_events(events)
-            self.latest[view.uuid] = {r.policy: r.settings for r in recs if r.settings is not None}
+            self.latest[view.uuid] = {r.policy: r.settings for r in recs if isinstance(r.settings, ElasticSettings)}
             decision = None
             if self.config.commit:
                 chosen = next((r for r in recs if r.policy == self.config.commit_policy), None) \
@@ -59,7 +85,7 @@ class Advisor:
                                 last_commit=self.store.last_event_time(view.uuid, "commit_applied"), now=now,
                                 rules=CommitRules(self.config.opt_in, self.config.max_relative_change,
                                                   self.config.cooldown_seconds),
-                                slo_seconds=self.config.slo_seconds)
+                                slo_seconds=rec.evidence.get("objective", {}).get("slo_seconds", self.config.slo_seconds))
         if dry_run:
             return decision
         payload = {"policy": rec.policy, "code": decision.code, "reason": decision.reason,
@@ -70,10 +96,9 @@ class Advisor:
             outcome, payload["reason"] = "failed", "no API client to commit with"
         else:
             try:
-                confirmed = self.client.commit_elastic(view.uuid, decision.settings).elastic
-                outcome = "applied" if confirmed == decision.settings else "failed"
-                if outcome == "failed":
-                    payload["reason"] = f"read back {settings_payload(confirmed)} after the PUT"
+                outcome, why = self._send(view.uuid, decision.settings)
+                if why:
+                    payload["reason"] = why
             except ApiError as exc:
                 outcome, payload["reason"] = "failed", str(exc)
         self.store.append_events([_event(f"commit_{outcome}", view.uuid, now, payload)])
@@ -81,9 +106,48 @@ class Advisor:
         return decision if outcome != "failed" else Decision(False, "commit_failed", payload["reason"])
 
 
-def _describe(rec: Recommendation) -> dict:
-    return {"policy": rec.policy, "settings": settings_payload(rec.settings), "reason_code": rec.reason_code,
-            "reason": rec.reason, "confidence": rec.confidence, "evidence": rec.evidence}
+    def _send(self, uuid: str, settings) -> tuple[str, str | None]:
+        """Commit and read back: -> ("applied" | "failed", why it failed)."""
+        if isinstance(settings, Scaling):
+            # The API client gains `commit_scaling(uuid, Scaling)` (a PUT that changes only `scaling` and reads
+            # the pool back) in the lead's safe-commit work; until this build has it, say so and send nothing.
+            commit_scaling = getattr(self.client, "commit_scaling", None)
+            if commit_scaling is None:
+                return "failed", ("this build's API client cannot commit a scaling document yet "
+                                  "(QarnotClient.commit_scaling is missing): nothing was sent")
+            confirmed = getattr(commit_scaling(uuid, settings), "scaling", None)
+            if confirmed is not None and tuple(confirmed.policies) == tuple(settings.policies):
+                return "applied", None
+            return "failed", f"read back {None if confirmed is None else confirmed.to_api()} after the PUT"
+        confirmed = self.client.commit_elastic(uuid, settings).elastic
+        if confirmed == settings:
+            return "applied", None
+        return "failed", f"read back {settings_payload(confirmed)} after the PUT"
+
+
+def _own(view: PoolView, name: str, ceiling: float) -> tuple[float | None, str | None]:
+    """A positive number the pool sets for itself: label `name`, or a tag `name=value`."""
+    candidates = [(v, f"label {name}") for k, v in view.labels if k == name]
+    candidates += [(t.split("=", 1)[1], f"tag {t}") for t in view.tags if t.startswith(f"{name}=")]
+    for text, source in candidates:
+        try:
+            value = float(text)
+        except ValueError:
+            continue
+        if 0 < value <= ceiling:
+            return value, source
+    return None, None
+
+
+def _describe(rec: Recommendation, brief: bool = False) -> dict:
+    """A recommendation as JSON; `brief` (for the event log) keeps the frontier's size, not its points."""
+    evidence = rec.evidence
+    if brief:
+        evidence = {k: v for k, v in evidence.items() if k not in ("frontier", "fixed_frontier")}
+        evidence["frontier_points"] = len(rec.evidence.get("frontier", ()))
+    return {"policy": rec.policy, "kind": "scaling" if isinstance(rec.settings, Scaling) else "elastic",
+            "settings": settings_payload(rec.settings), "described": describe(rec.settings),
+            "reason_code": rec.reason_code, "reason": rec.reason, "confidence": rec.confidence, "evidence": evidence}
 
 
 def _event(kind: str, uuid: str, now: datetime, payload: dict) -> Event:
@@ -113,5 +177,6 @@ def apply(advisor: Advisor, pool: str, now: datetime, dry_run: bool = False) -> 
     decision = advisor.commit(view, rec, now, dry_run=dry_run)
     return {"pool": pool, "policy": rec.policy, "allowed": decision.allowed, "code": decision.code,
             "reason": decision.reason, "dry_run": dry_run, "current": settings_payload(view.settings),
-            "would_send" if dry_run else "sent": {"elasticProperty": settings_payload(decision.settings)}
-            if decision.allowed else None}
+            "would_send" if dry_run else "sent": {
+                "scaling" if isinstance(decision.settings, Scaling) else "elasticProperty":
+                settings_payload(decision.settings)} if decision.allowed else None}

@@ -248,8 +248,12 @@ def backtest(trace_path, pool, db, url, settings_texts, policies, startup_delay,
 @click.option("--db", help="History file when no daemon answers [store.path].")
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="A running daemon to ask first ('' to skip).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def recommend(config_path, pool, policy, db, url, fmt):
-    """Recommended elastic settings per pool, with the reason and the back-test behind each."""
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Write each pool's cost/wait frontier (held-out window, current and recommended points) to this PNG.")
+def recommend(config_path, pool, policy, db, url, fmt, plot_path):
+    """Recommended settings (every knob) or weekly scaling documents per pool, with the SLO and budget each
+    serves, the reason, the back-test on the held-out recent window, and the search's cost/wait frontier.
+    A pool sets its own SLO with the label (or tag NAME=SECONDS) named by advisor.slo_label."""
     from tracker.advice_cmd import recommendations, render_recommendations
     from tracker.sql import DaemonError
     from tracker.store import StoreError
@@ -260,7 +264,8 @@ def recommend(config_path, pool, policy, db, url, fmt):
     if policy is not None and policy not in POLICIES:
         fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
     try:
-        click.echo(render_recommendations(recommendations(config, url, pool, policy, admin_token_for(config)), fmt))
+        click.echo(render_recommendations(recommendations(config, url, pool, policy, admin_token_for(config)), fmt,
+                                          plot_path))
     except (LookupError, StoreError, DaemonError) as exc:
         fail(str(exc))
 
