@@ -46,7 +46,8 @@ class Grid:
     rhythm_thresholds: tuple = (0.1, 0.25, 0.5)             # busy hours: mean demand >= this x the busiest hour's
     min_rhythm: float = 2.0                            # inside vs outside mean demand, for a weekly window
     rhythm_days: int = 3                               # days with work inside the window, at least
-    schedule_inside: int = 12                          # frontier points tried inside a window
+    schedule_inside: int = 8                           # frontier points tried inside a window (and each
+                                                       # with a larger reserve)
     schedule_outside: int = 4                          # frontier points of the cheaper half tried outside it
 
 
@@ -214,12 +215,16 @@ def schedules(windows: Sequence[Weekly], frontier: Sequence[Point], grid: Grid) 
     if len(elastic) < 2 or not windows:
         return []
     inside = _spread(elastic, grid.schedule_inside)
+    # a reserve held only part of the day must cover more of the work that arrives then: one step more too
+    inside += [s.with_(min_idle_slots=min(s.max_total_slots, s.min_idle_slots + max(1, s.min_idle_slots // 2)))
+               for s in inside if s.min_idle_slots < s.max_total_slots]
+    inside = list(dict.fromkeys(inside))
     outside = _spread(elastic[:max(2, len(elastic) // 2)], grid.schedule_outside)
     out = []
     for window in windows:
         for lean in outside:
             for busy in inside:
-                if elastic.index(busy) > elastic.index(lean):
+                if busy != lean and busy.min_idle_slots >= lean.min_idle_slots:
                     out.append(Scaling((managed("busy-hours", busy, (window,)), managed("off-hours", lean))))
     return out
 
@@ -229,6 +234,76 @@ def _spread(items: list, count: int) -> list:
     if len(items) <= count:
         return list(items)
     return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
+
+
+IDLE_TIMES = (0, 60, 90, 120, 300, 600, 900, 1800, 3600)
+FACTORS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+
+
+def _around(value, ladder) -> list:
+    """The values next to `value` on a ladder (or the ladder's ends around a value off it)."""
+    lower = [v for v in ladder if v < value]
+    upper = [v for v in ladder if v > value]
+    return ([lower[-1]] if lower else []) + ([upper[0]] if upper else [])
+
+
+def _knob_steps(s: ElasticSettings) -> list[ElasticSettings]:
+    out = []
+    for reserve in {s.min_idle_slots - 1, s.min_idle_slots + 1, s.min_idle_slots + max(1, s.min_idle_slots // 4),
+                    s.min_idle_slots - max(1, s.min_idle_slots // 4)}:
+        if 0 <= reserve <= s.max_total_slots:
+            out.append(s.with_(min_idle_slots=reserve))
+    out += [s.with_(min_idle_time_seconds=v) for v in _around(s.min_idle_time_seconds, IDLE_TIMES)]
+    out += [s.with_(resize_factor=v) for v in _around(s.resize_factor, FACTORS)]
+    for top in {s.max_total_slots - max(1, s.max_total_slots // 10), s.max_total_slots + max(1, s.max_total_slots // 10)}:
+        if max(1, s.min_total_slots, s.min_idle_slots) <= top:
+            out.append(s.with_(max_total_slots=top))
+    return out
+
+
+def _as_elastic(policy: ManagedTasksQueuePolicy) -> ElasticSettings:
+    return ElasticSettings(policy.min_total_slots, policy.max_total_slots, policy.min_idle_slots,
+                           policy.min_idle_time_seconds, policy.scaling_factor, 90)
+
+
+def neighbours(settings: Sizing) -> list[Sizing]:
+    """Settings one step away on one lever: a knob of plain settings; for a two-policy weekly schedule (busy
+    hours, then the rest), a knob of either policy, or an hour more or less at either end of the window."""
+    if isinstance(settings, ElasticSettings):
+        return _knob_steps(settings)
+    if len(settings.policies) != 2 or not all(isinstance(p, ManagedTasksQueuePolicy) for p in settings.policies):
+        return []
+    busy, lean = settings.policies
+    if len(busy.periods) != 1 or not isinstance(busy.periods[0], Weekly):
+        return []
+    window = busy.periods[0]
+    out: list[Sizing] = [Scaling((managed(busy.name, s, busy.periods), lean)) for s in _knob_steps(_as_elastic(busy))]
+    out += [Scaling((busy, managed(lean.name, s, lean.periods))) for s in _knob_steps(_as_elastic(lean))]
+    for start, end in ((window.start - 3600, window.end), (window.start + 3600, window.end),
+                       (window.start, window.end - 3600), (window.start, window.end + 3600)):
+        start, end = start % DAY, end % DAY
+        if start != end and (end - start) % DAY >= 3600:
+            moved = Weekly(window.days, start, end, window.name)
+            out.append(Scaling((ManagedTasksQueuePolicy(busy.name, busy.min_total_slots, busy.max_total_slots,
+                                                        busy.min_idle_slots, busy.min_idle_time_seconds,
+                                                        busy.scaling_factor, (moved,)), lean)))
+    return out
+
+
+def climb(start: Point, score_fn: Callable[[list], list], slo: float, steps: int) -> list[Point]:
+    """Local search from a point keeping the SLO: move to the cheapest neighbour that still keeps it, while
+    one is cheaper; -> every point scored on the way."""
+    seen, scored, here = {start.settings}, [], start
+    for _ in range(steps):
+        fresh = [s for s in neighbours(here.settings) if s not in seen]
+        seen.update(fresh)
+        points = score_fn(fresh)
+        scored += points
+        better = [p for p in points if p.wait_p95 <= slo and p.slot_hours < here.slot_hours]
+        if not better:
+            break
+        here = min(better, key=lambda p: (p.slot_hours, p.wait_p95))
+    return scored
 
 
 def frontier_rows(points: Sequence[Point], heldout: dict) -> list[dict]:

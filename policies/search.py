@@ -10,8 +10,9 @@
    (`cheapest_within_slo`). So a setting that breaks the SLO on the held-out window is never recommended
    while some candidate keeps it there (`kept_only_on_heldout` when only candidates that missed it on the
    older history do).
-3. When the SLO costs more than the budget, the fastest candidate within budget (`slo_over_budget`); when
-   no candidate keeps the SLO, the fastest on the held-out window (`no_candidate_meets_slo`).
+3. When the SLO costs more than the budget, the fastest candidate within budget (`slo_over_budget`), or the
+   cheapest when none fits it (`budget_unreachable`); when no candidate keeps the SLO, the fastest on the
+   held-out window (`no_candidate_meets_slo`).
 The evidence carries the frontier (scored on both windows), the window used, and the trade in one sentence.
 """
 from __future__ import annotations
@@ -19,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from policies.backtest import peak_demand
-from policies.frontier import Grid, Point, Progress, describe, elastic_grid, evaluate, frontier_rows, pareto, \
+from policies.frontier import Grid, Point, Progress, climb, describe, elastic_grid, evaluate, frontier_rows, pareto, \
     refinements, rhythm_windows, schedules
 from policies.model import Sizing
 from policies.recommendation import Demand, Recommendation, evidence, recommend, too_little
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings
 
 NAME = "search"
@@ -33,6 +35,7 @@ class Config:
     grid: Grid = field(default_factory=Grid)
     cost_tolerance: float = 0.01
     weekly: bool = True          # also try weekly schedules where demand has a rhythm
+    climb_steps: int = 8         # local search from the cheapest candidates keeping the SLO, one lever at a time
 
 
 def search(demand: Demand, current: Sizing | None, config: Config = Config(),
@@ -52,7 +55,7 @@ def search(demand: Demand, current: Sizing | None, config: Config = Config(),
     train_end = max([demand.end] + [t + d for t, _, d in demand.trace.arrivals if t < demand.end])
     common = dict(start=demand.start, end=train_end, epoch=demand.time_zero, startup_delay=demand.startup_delay,
                   slo=demand.slo_seconds, progress=progress)
-    plan = len(elastic) + len(others) + len(windows) * config.grid.schedule_inside * config.grid.schedule_outside
+    plan = len(elastic) + len(others) + 2 * len(windows) * config.grid.schedule_inside * config.grid.schedule_outside
     points = evaluate(demand.trace, elastic + others, planned=plan, **common)
     schedule = schedules(windows, pareto(points), config.grid)
     points += evaluate(demand.trace, schedule, done=len(points), **common)
@@ -63,6 +66,12 @@ def search(demand: Demand, current: Sizing | None, config: Config = Config(),
     if cheapest is not None:   # the SLO is crossed between two reserve levels: look closer there
         points += evaluate(demand.trace, refinements(cheapest.settings, peak, config.grid), done=len(points),
                            **common)
+    for kind in (ElasticSettings, Scaling):   # then step lever by lever from the cheapest of each kind
+        best = min((p for p in points if p.wait_p95 <= slo and isinstance(p.settings, kind)),
+                   key=lambda p: (p.slot_hours, p.wait_p95), default=None)
+        if best is not None and config.climb_steps:
+            points += climb(best, lambda batch: evaluate(demand.trace, batch, done=len(points), **common), slo,
+                            config.climb_steps)
     done = len(points)
 
     held: dict = {}
@@ -90,15 +99,19 @@ def search(demand: Demand, current: Sizing | None, config: Config = Config(),
         chosen = next((p for p in sorted(affordable, key=lambda p: (p.slot_hours, p.wait_p95))
                        if p.wait_p95 > slo and heldout(p).wait_p95 <= slo), None)
         code = "kept_only_on_heldout"
-    if chosen is None and budget is not None and len(affordable) < len(points) and \
+    if chosen is None and budget is not None and not affordable:
+        chosen = min(points, key=lambda p: (p.slot_hours, p.wait_p95))
+        code = "budget_unreachable"
+    elif chosen is None and budget is not None and len(affordable) < len(points) and \
             any(p.wait_p95 <= slo for p in points):
-        chosen = min(affordable or points, key=lambda p: (heldout(p).wait_p95, p.slot_hours))
+        chosen = min(affordable, key=lambda p: (heldout(p).wait_p95, p.slot_hours))
         code = "slo_over_budget"
     if chosen is None:
         chosen = min(points, key=lambda p: (heldout(p).wait_p95, heldout(p).slot_hours))
         code = "no_candidate_meets_slo"
     ev = evidence(demand, current, chosen.settings)
-    ev["chosen_on_older_history"] = chosen.as_dict()
+    ev["chosen_on_older_history"] = {**chosen.as_dict(),
+                                     "slot_hours_per_week": round(demand.per_week(chosen.slot_hours, train_span), 2)}
     ev["candidates"] = len(points)
     ev["weekly_windows"] = [describe_window(w) for w in windows]
     ev["frontier"] = frontier_rows(front, held)
@@ -153,6 +166,8 @@ def _sentence(code: str, demand: Demand, ev: dict, count: int, chosen: Point) ->
                                 f"the held-out window",
         "slo_over_budget": f"keeping {slo} costs more than the budget of {budget} slot-hours a week: the fastest "
                            f"{kind} within budget",
+        "budget_unreachable": f"no candidate costs less than the budget of {budget} slot-hours a week: the "
+                              f"cheapest is offered",
         "no_candidate_meets_slo": f"none of {count} candidates keeps {slo}; the fastest is offered",
     }[code]
     return f"{trade}: {head} ({where}; {describe(chosen.settings)})."
