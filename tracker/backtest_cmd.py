@@ -108,7 +108,10 @@ class Progress:
         self.bar.refresh()
 
     def end_phase(self) -> None:
+        """The phase ran fewer runs than it planned at first: the total drops to what it really took."""
         self.offset = self.bar.n
+        self.bar.total = self.offset + self.remaining
+        self.bar.refresh()
 
     def step(self) -> None:
         self.remaining = max(0, self.remaining - 1)
@@ -199,6 +202,7 @@ def run_backtest(*, trace_path, pool, db, url, admin_token="", settings_texts, p
             list(policies), trace, start, end, current, startup_delay, slo, budget=budget,
             holdout_share=holdout_share, progress=bar) if policies else ({}, [], {}, None)
         bar.remaining += 2 * len(proposed)
+        bar.end_phase()
         candidates.update(proposed)
         table, runs = compare(trace, candidates, start=start, end=end, startup_delay=startup_delay, slo=slo,
                               cores_per_slot=cores_per_slot, progress=bar, timelines=bool(plot_path))
