@@ -37,7 +37,8 @@ class Grid:
     """The levers and the values tried (reserves above the peak are left out)."""
     max_scales: tuple = (0.75, 1.0, 1.25, 1.5)       # x the peak demand of the history
     reserves: tuple = (0, 1, 2, 3, 4, 6, 8)               # idle reserves in slots, and as shares of the peak:
-    reserve_shares: tuple = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+    reserve_shares: tuple = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5)   # above 1: bursts
+                                                       # larger than any seen yet (capped at each maximum)
     refine: int = 8                                    # reserves tried between two grid levels around the SLO
     idle_times: tuple = (0, 90, 300, 900)
     factors: tuple = (0.2, 0.5, 1.0)
@@ -107,9 +108,11 @@ def elastic_grid(peak: int, need: np.ndarray, grid: Grid, extra: Iterable[Elasti
         top = max(1, math.ceil(peak * scale))
         factors = grid.factors if scale == 1.0 else (min(grid.factors), max(grid.factors))
         for reserve in reserves:
+            if reserve > top:
+                continue
             for idle_time in grid.idle_times:
                 for factor in factors:
-                    out.add(ElasticSettings(0, top, min(reserve, top), idle_time, float(factor), 90))
+                    out.add(ElasticSettings(0, top, reserve, idle_time, float(factor), 90))
         for period in grid.periods:
             for idle_time in grid.idle_times:
                 out.add(ElasticSettings(0, top, 0, idle_time, 1.0, max(90, int(period))))
@@ -124,7 +127,8 @@ def elastic_grid(peak: int, need: np.ndarray, grid: Grid, extra: Iterable[Elasti
 
 
 def reserve_levels(peak: int, grid: Grid) -> list[int]:
-    return sorted({r for r in grid.reserves if r <= peak} | {math.ceil(peak * q) for q in grid.reserve_shares})
+    top = math.ceil(peak * max(grid.max_scales))
+    return sorted({r for r in grid.reserves if r <= top} | {math.ceil(peak * q) for q in grid.reserve_shares})
 
 
 def refinements(chosen: ElasticSettings, peak: int, grid: Grid) -> list[ElasticSettings]:
