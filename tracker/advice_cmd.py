@@ -35,10 +35,14 @@ def recommendations(config: Config, url: str | None, pool: str | None, policy: s
     params = {k: v for k, v in (("pool", pool), ("policy", policy)) if v}
     rows = _ask_daemon(url, admin_token, "GET", "/recommendations", params=params)
     if rows is None:
+        from tracker.backtest_cmd import Progress
+
         store = Store(config.store.path, read_only=True, project=True)
+        bar = Progress(True)
         try:
-            rows = report(Advisor(store, config.advisor), store.last_observed() or utc_now(), pool, policy)
+            rows = report(Advisor(store, config.advisor), store.last_observed() or utc_now(), pool, policy, bar)
         finally:
+            bar.close()
             store.close()
     return rows
 

@@ -154,15 +154,20 @@ def _event(kind: str, uuid: str, now: datetime, payload: dict) -> Event:
     return Event(kind, uuid, now, now, payload=payload)
 
 
-def report(advisor: Advisor, now: datetime, pool: str | None = None, policy: str | None = None) -> list[dict]:
-    """Recommendations with reasons and evidence, as rows: `pool-tracker recommend` and GET /recommendations."""
+def report(advisor: Advisor, now: datetime, pool: str | None = None, policy: str | None = None,
+           progress=None) -> list[dict]:
+    """Recommendations with reasons and evidence, as rows: `pool-tracker recommend` and GET /recommendations.
+    `progress`, when given, has `phase(done, total)` and `end_phase()` (a progress bar over the back-tests)."""
     views = [v for v in advisor.store.views.values() if pool in (None, v.uuid)]
     if pool is not None and not views:
         raise LookupError(f"pool {pool} is not in the history; list pools with "
                           "`pool-tracker sql \"SELECT pool_uuid, name FROM pool_current\"`")
     rows = []
     for view in views:
-        for rec in advisor.recommend(view, now, [policy] if policy else None):
+        for name in ([policy] if policy else advisor.config.policies):
+            (rec,) = advisor.recommend(view, now, [name], None if progress is None else progress.phase)
+            if progress is not None:
+                progress.end_phase()
             rows.append({"pool": view.uuid, "name": view.name, **_describe(rec),
                          "current": settings_payload(view.settings)})
     return rows
