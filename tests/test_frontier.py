@@ -136,6 +136,23 @@ def test_the_slo_is_kept_on_the_held_out_window_whenever_a_candidate_keeps_it(tr
         assert rec.evidence["recommended"]["wait_p95_seconds"] <= min(p.wait_p95 for p in scored) + 0.05   # rounded to 0.1 s
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loads, st.sampled_from(["search", "time-of-week"]))
+def test_recommendations_are_valid_documents_and_deterministic(trace, name):
+    demand = holdout(Demand(trace, 0.0, 48 * HOUR, 60.0, 60.0))
+    run = (lambda: search(demand, LEAN, SMALL, proposals=())) if name == "search" else \
+        (lambda: POLICIES[name](demand, LEAN))
+    first, second = run(), run()
+    assert first == second
+    if first.settings is not None:
+        # API-valid: plain settings pass the API's checks, a scaling document survives its own JSON
+        if isinstance(first.settings, ElasticSettings):
+            assert first.settings.problems() == []
+        else:
+            assert Scaling.from_api(first.settings.to_api()) == first.settings
+        assert 0 <= first.confidence <= 1 and first.evidence["window"]["kind"] == "held-out"
+
+
 def test_no_candidate_meets_slo_offers_the_fastest_and_does_not_crash():
     # Held-out bursts three times the size of anything older: nothing the history suggests keeps 30 s. Many
     # candidates tie on p95, which used to crash search (min over tuples ending in settings).

@@ -41,6 +41,8 @@ def plot_frontier(panels: list[tuple[str, dict]], path: str) -> None:
                     label="plain settings only (no weekly schedule)")
         for kind, colour in (("elastic", "tab:blue"), ("scaling", "tab:green")):
             mine = [r for r in scored if r["kind"] == kind]
+            if not mine:
+                continue
             ax.scatter([r["heldout"]["slot_hours"] for r in mine], [r["heldout"]["wait_p95_seconds"] for r in mine],
                        s=18, color=colour, label=f"frontier: {'weekly schedule' if kind == 'scaling' else 'settings'}")
         if "current" in ev:
