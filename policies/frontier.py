@@ -16,7 +16,7 @@ Pure: numbers in, values out; `progress(done, total)` is an optional callback fo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -50,6 +50,14 @@ class Grid:
     schedule_inside: int = 8                           # frontier points tried inside a window (and each
                                                        # with a larger reserve)
     schedule_outside: int = 4                          # frontier points of the cheaper half tried outside it
+
+
+    def coarse(self) -> "Grid":
+        """Fewer values per lever, for long, busy histories: the local search fills in the detail."""
+        return replace(self, max_scales=(1.0, 1.5), reserves=(0, 1, 2, 4),
+                       reserve_shares=(0.05, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5), idle_times=(0, 300), factors=(0.2, 1.0),
+                       periods=(90,), floors=(), rhythm_thresholds=(0.1, 0.25), schedule_inside=4,
+                       schedule_outside=2)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class Config:
     cost_tolerance: float = 0.01
     weekly: bool = True          # also try weekly schedules where demand has a rhythm
     climb_steps: int = 8         # local search from the cheapest candidates keeping the SLO, one lever at a time
+    replay_budget: int = 100_000_000   # candidates x older arrivals: past it, the coarse grid and 4 climb steps
 
 
 def search(demand: Demand, current: Sizing | None, config: Config = Config(),
@@ -48,30 +49,33 @@ def search(demand: Demand, current: Sizing | None, config: Config = Config(),
     grid_times, need = demand.curve()
     seeds = [p.settings for p in proposals if p.settings is not None]
     peak = peak_demand(demand.trace)
-    elastic = elastic_grid(peak, need, config.grid,
-                           [s for s in seeds if isinstance(s, ElasticSettings)])
+    grid, steps = config.grid, config.climb_steps
+    extra = [s for s in seeds if isinstance(s, ElasticSettings)]
+    elastic = elastic_grid(peak, need, grid, extra)
+    if len(elastic) * len(demand.trace.arrivals) > config.replay_budget:   # a long, busy history
+        grid, steps = grid.coarse(), min(steps, 4)
+        elastic = elastic_grid(peak, need, grid, extra)
     others = [s for s in seeds if not isinstance(s, ElasticSettings)] + ([current] if current is not None else [])
-    windows = rhythm_windows(grid_times, need, demand.time_zero, config.grid) if config.weekly else []
+    windows = rhythm_windows(grid_times, need, demand.time_zero, grid) if config.weekly else []
     train_end = max([demand.end] + [t + d for t, _, d in demand.trace.arrivals if t < demand.end])
     common = dict(start=demand.start, end=train_end, epoch=demand.time_zero, startup_delay=demand.startup_delay,
                   slo=demand.slo_seconds, progress=progress)
-    plan = len(elastic) + len(others) + 2 * len(windows) * config.grid.schedule_inside * config.grid.schedule_outside
+    plan = len(elastic) + len(others) + 2 * len(windows) * grid.schedule_inside * grid.schedule_outside
     points = evaluate(demand.trace, elastic + others, planned=plan, **common)
-    schedule = schedules(windows, pareto(points), config.grid)
+    schedule = schedules(windows, pareto(points), grid)
     points += evaluate(demand.trace, schedule, done=len(points), **common)
     slo, budget = demand.slo_seconds, demand.budget_slot_hours_per_week
     train_span = train_end - demand.start
     cheapest = min((p for p in points if p.wait_p95 <= slo and isinstance(p.settings, ElasticSettings)),
                    key=lambda p: p.slot_hours, default=None)
     if cheapest is not None:   # the SLO is crossed between two reserve levels: look closer there
-        points += evaluate(demand.trace, refinements(cheapest.settings, peak, config.grid), done=len(points),
+        points += evaluate(demand.trace, refinements(cheapest.settings, peak, grid), done=len(points),
                            **common)
     for kind in (ElasticSettings, Scaling):   # then step lever by lever from the cheapest of each kind
         best = min((p for p in points if p.wait_p95 <= slo and isinstance(p.settings, kind)),
                    key=lambda p: (p.slot_hours, p.wait_p95), default=None)
-        if best is not None and config.climb_steps:
-            points += climb(best, lambda batch: evaluate(demand.trace, batch, done=len(points), **common), slo,
-                            config.climb_steps)
+        if best is not None and steps:
+            points += climb(best, lambda batch: evaluate(demand.trace, batch, done=len(points), **common), slo, steps)
     done = len(points)
 
     held: dict = {}
