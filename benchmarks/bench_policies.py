@@ -90,6 +90,8 @@ def bench(path: Path) -> tuple[list[dict], list[str]]:
             "x_oracle": round(ratio, 3) if ratio else None,
             "target": ("met" if kept and ratio <= 1.10 else "MISSED") if oracle else "n/a (unachievable)",
             "weekly_vs_oracle": f"{best_schedule / oracle.slot_hours - 1:+.1%}" if best_schedule and oracle else "-",
+            # what a schedule 15% cheaper than the oracle would cost, beside what the work itself needs
+            "oracle-15%_h": round(0.85 * oracle.slot_hours, 1) if oracle else None,
         })
         notes.append(f"{path.stem} slo {slo:.0f} s: advisor {rec.reason_code} ({advisor_seconds:.1f} s): "
                      f"{describe(rec.settings)}; oracle: {describe(oracle.settings) if oracle else '-'} "
