@@ -221,8 +221,9 @@ def run_backtest(*, trace_path, pool, db, url, admin_token="", settings_texts, p
     header = (f"{source}: {len(trace.arrivals)} tasks, {trace.instances} instances"
               + (f", {len(trace.skipped)} lines skipped (first: {trace.skipped[0]})" if trace.skipped else ""))
     hours = (h_end - h_start) / 3600
-    window = (f"window: policies chose on {_when(held.start, held)} .. {_when(held.end, held)} "
-              f"({(held.end - held.start) / 3600:.0f} h) and are scored on the {kind} {_when(h_start, held)} .. "
+    chose = (f"policies chose on {_when(held.start, held)} .. {_when(held.end, held)} "
+             f"({(held.end - held.start) / 3600:.0f} h) and are" if policies else "candidates are also")
+    window = (f"window: {chose} scored on the {kind} {_when(h_start, held)} .. "
               f"{_when(h_end, held)} ({hours:.0f} h, {h_trace.instances} instances); SLO p95 wait <= {slo:.0f} s"
               + ("" if budget is None else f", budget {budget:.0f} slot-hours a week"))
     described = {label: describe(s) for label, s in candidates.items()}
