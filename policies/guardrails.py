@@ -50,7 +50,11 @@ def limit_change(current: ElasticSettings, wanted: ElasticSettings, share: float
     return clamp_settings(current, **{name: step(name) for name in smallest})
 
 
-def check_commit(rec: Recommendation, *, state: str | None, tags, labels, current: ElasticSettings | None,
+def _policies(settings: Sizing) -> tuple:
+    return (settings if isinstance(settings, Scaling) else Scaling.from_elastic(settings)).policies
+
+
+def check_commit(rec: Recommendation, *, state: str | None, tags, labels, current: Sizing | None,
                  last_commit: datetime | None, now: datetime, rules: CommitRules, slo_seconds: float) -> Decision:
     if rec.settings is None:
         return Decision(False, "no_recommendation", f"{rec.policy} made no recommendation: {rec.reason}")
@@ -65,11 +69,12 @@ def check_commit(rec: Recommendation, *, state: str | None, tags, labels, curren
         wait = rules.cooldown_seconds - (now - last_commit).total_seconds()
         return Decision(False, "cooldown", f"the last commit was {(now - last_commit).total_seconds():.0f} s ago; "
                                            f"next allowed in {wait:.0f} s")
-    if isinstance(rec.settings, Scaling):
+    if isinstance(rec.settings, Scaling) or isinstance(current, Scaling):
         # a weekly document is committed whole, in one write: limiting each knob of each policy would
-        # commit a document nobody back-tested. The held-out back-test below is its guardrail.
+        # commit a document nobody back-tested. The held-out back-test below is its guardrail. Once
+        # committed it is unchanged, so the hourly round does not send it again.
         target: Sizing = rec.settings
-        unchanged = Scaling.from_elastic(current).policies == rec.settings.policies
+        unchanged = _policies(current) == _policies(rec.settings)
     else:
         target = limit_change(current, rec.settings, rules.max_relative_change)
         unchanged = target == current

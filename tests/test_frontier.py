@@ -262,6 +262,9 @@ def test_the_guardrail_lets_a_pool_buy_back_its_slo_and_commits_a_schedule_whole
                         ManagedTasksQueuePolicy("off-hours", 0, 40, 0, 0, 1.0)))
     decision = check_commit(_rec(schedule, old, new), slo_seconds=60, **args)
     assert decision.allowed and decision.settings == schedule     # not limited knob by knob: it was back-tested whole
+    # once the pool runs it, the next round's identical recommendation is not sent again
+    args["current"] = Scaling(schedule.policies, active_policy_name="off-hours")
+    assert check_commit(_rec(schedule, old, new), slo_seconds=60, **args).code == "unchanged"
 
 
 def test_a_scaling_recommendation_is_not_sent_by_a_client_without_commit_scaling(tmp_path):
