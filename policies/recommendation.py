@@ -27,6 +27,7 @@ FULL_CONFIDENCE_SECONDS = 7 * 86400  # a week of history: confidence 1
 GRID_SECONDS = 60.0
 HOLDOUT_SHARE = 0.25                 # of the history kept aside to score on
 HOLDOUT_MAX_SECONDS = 7 * 86400.0    # never more than the last week
+LEARN_MAX_SECONDS = 28 * 86400.0     # policies learn from at most four weeks before the held-out window
 FULL_HOLDOUT_INSTANCES = 20          # fewer held-out task instances than this lower the confidence
 
 
@@ -80,15 +81,17 @@ class Demand:
 
 
 def holdout(demand: Demand, share: float = HOLDOUT_SHARE, max_seconds: float = HOLDOUT_MAX_SECONDS) -> Demand:
-    """The demand a policy may learn from (the older part), carrying the most recent part aside:
-    `share` of the window, at most `max_seconds`. Scoring on it runs to when its last task would end."""
+    """The demand a policy may learn from (the older part, at most the four weeks before it), carrying the
+    most recent part aside: `share` of the window, at most `max_seconds`. Scoring on it runs to when its last
+    task would end."""
     if demand.heldout is not None or share <= 0:
         return demand
     cutoff = demand.end - min(max_seconds, share * demand.span)
-    older = tuple(a for a in demand.trace.arrivals if a[0] < cutoff)
+    first = max(demand.start, cutoff - LEARN_MAX_SECONDS)   # older than four weeks: neither recent nor cheap
+    older = tuple(a for a in demand.trace.arrivals if first <= a[0] < cutoff)
     recent = tuple(a for a in demand.trace.arrivals if a[0] >= cutoff)
     end = max([demand.end] + [t + d for t, _, d in recent])
-    return replace(demand, trace=Trace(older), end=cutoff, heldout=Trace(recent), heldout_start=cutoff,
+    return replace(demand, trace=Trace(older), start=first, end=cutoff, heldout=Trace(recent), heldout_start=cutoff,
                    heldout_end=end, epoch=demand.time_zero)
 
 
