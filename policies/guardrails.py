@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from policies.model import Sizing
 from policies.recommendation import Recommendation, clamp_settings
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings
 
 NOT_RUNNING = ("Closing", "Closed", "Failure", "PendingDelete", "UnSubmitted")
@@ -24,7 +26,7 @@ class Decision:
     allowed: bool
     code: str
     reason: str
-    settings: ElasticSettings | None = None   # what would be sent (after limiting)
+    settings: Sizing | None = None   # what would be sent (after limiting): elastic knobs or a scaling document
 
 
 def opted_in(tags, labels, rules: CommitRules) -> bool:
@@ -48,7 +50,11 @@ def limit_change(current: ElasticSettings, wanted: ElasticSettings, share: float
     return clamp_settings(current, **{name: step(name) for name in smallest})
 
 
-def check_commit(rec: Recommendation, *, state: str | None, tags, labels, current: ElasticSettings | None,
+def _policies(settings: Sizing) -> tuple:
+    return (settings if isinstance(settings, Scaling) else Scaling.from_elastic(settings)).policies
+
+
+def check_commit(rec: Recommendation, *, state: str | None, tags, labels, current: Sizing | None,
                  last_commit: datetime | None, now: datetime, rules: CommitRules, slo_seconds: float) -> Decision:
     if rec.settings is None:
         return Decision(False, "no_recommendation", f"{rec.policy} made no recommendation: {rec.reason}")
@@ -63,8 +69,16 @@ def check_commit(rec: Recommendation, *, state: str | None, tags, labels, curren
         wait = rules.cooldown_seconds - (now - last_commit).total_seconds()
         return Decision(False, "cooldown", f"the last commit was {(now - last_commit).total_seconds():.0f} s ago; "
                                            f"next allowed in {wait:.0f} s")
-    target = limit_change(current, rec.settings, rules.max_relative_change)
-    if target == current:
+    if isinstance(rec.settings, Scaling) or isinstance(current, Scaling):
+        # a weekly document is committed whole, in one write: limiting each knob of each policy would
+        # commit a document nobody back-tested. The held-out back-test below is its guardrail. Once
+        # committed it is unchanged, so the hourly round does not send it again.
+        target: Sizing = rec.settings
+        unchanged = _policies(current) == _policies(rec.settings)
+    else:
+        target = limit_change(current, rec.settings, rules.max_relative_change)
+        unchanged = target == current
+    if unchanged:
         return Decision(False, "unchanged", "the recommended settings equal the current ones")
     old, new = rec.evidence.get("current"), rec.evidence.get("recommended")
     if not old or not new or not _improves(old, new, slo_seconds):
@@ -72,15 +86,18 @@ def check_commit(rec: Recommendation, *, state: str | None, tags, labels, curren
                                                  f"(current {old}, recommended {new})")
     limited = target != rec.settings
     return Decision(True, "limited" if limited else "ok",
-                    f"back-test: {old['slot_hours']} -> {new['slot_hours']} slot-hours, p95 wait "
+                    f"back-test ({rec.evidence.get('window', {}).get('kind', 'in-sample')} window): "
+                    f"{old['slot_hours']} -> {new['slot_hours']} slot-hours, p95 wait "
                     f"{old['wait_p95_seconds']} -> {new['wait_p95_seconds']} s"
                     + (f"; change limited to {rules.max_relative_change:.0%} per knob" if limited else ""), target)
 
 
 def _improves(old: dict, new: dict, slo_seconds: float) -> bool:
-    """Cheaper without pushing p95 wait past the SLO (or past today's, if already past it), or faster at no
-    extra cost."""
+    """On the held-out window the evidence comes from: cheaper without pushing p95 wait past the SLO (or
+    past today's, if already past it), or faster at no extra cost, or keeping an SLO today's settings break
+    (what that costs is the policy's choice, within the pool's budget)."""
     ceiling = max(slo_seconds, old["wait_p95_seconds"])
     cheaper = new["slot_hours"] < old["slot_hours"] and new["wait_p95_seconds"] <= ceiling
     faster = new["slot_hours"] <= old["slot_hours"] and new["wait_p95_seconds"] < old["wait_p95_seconds"]
-    return cheaper or faster
+    restores = old["wait_p95_seconds"] > slo_seconds >= new["wait_p95_seconds"]
+    return cheaper or faster or restores

@@ -1,9 +1,12 @@
 """The policies by name, and the default the advisor and `backtest --policy` use."""
 from __future__ import annotations
 
+import inspect
+
+from policies.frontier import Progress
 from policies.idle_headroom import idle_headroom
 from policies.percentiles import percentiles
-from policies.recommendation import Demand, Recommendation
+from policies.recommendation import HOLDOUT_MAX_SECONDS, HOLDOUT_SHARE, Demand, Recommendation, holdout
 from policies.search import search
 from policies.settings import ElasticSettings
 from policies.target_tracking import target_tracking
@@ -22,3 +25,13 @@ DEFAULT_POLICY = "search"
 def proposals_for(demand: Demand, current: ElasticSettings | None) -> tuple[Recommendation, ...]:
     """Every policy but search: the seeds search explores around."""
     return tuple(policy(demand, current) for name, policy in POLICIES.items() if name != "search")
+
+
+def advise(name: str, demand: Demand, current, *, share: float = HOLDOUT_SHARE,
+           max_seconds: float = HOLDOUT_MAX_SECONDS, progress: Progress | None = None) -> Recommendation:
+    """Run policy `name` out of sample: it learns from the older history and is scored on the most recent
+    part (`recommendation.holdout`). `progress(done, total)` follows the back-tests of policies that run many."""
+    policy = POLICIES[name]
+    kwargs = {"progress": progress} if progress is not None and "progress" in inspect.signature(policy).parameters \
+        else {}
+    return policy(holdout(demand, share, max_seconds), current, **kwargs)

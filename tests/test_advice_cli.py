@@ -43,9 +43,30 @@ def test_recommend_prints_settings_reasons_and_evidence(history):
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)
     assert row["pool"] == uuid and row["settings"]["maxTotalSlots"] >= 1 and row["reason"]
-    assert set(row["evidence"]) == {"current", "recommended"}
+    assert set(row["evidence"]) >= {"current", "recommended", "window", "objective"}
+    # chosen on the older six hours, scored on the last two, and the output says so
+    assert row["evidence"]["window"]["kind"] == "held-out" and row["evidence"]["window"]["hours"] == 2.0
+    assert row["evidence"]["objective"]["slo_seconds"] == 300 and row["evidence"]["objective"]["slo_from"] == "config advisor.slo_seconds"
     table = cli("recommend", "--db", str(path), "--url", "", "--policy", "idle-headroom")
-    assert "render" in table.stdout and "why:" in table.stdout
+    assert "render" in table.stdout and "why:" in table.stdout and "held-out 2 h" in table.stdout
+    # every knob of the current and the recommended settings is shown
+    assert all(knob in table.stdout for knob in ("min=", "max=", "min_idle=", "idle_time=", "factor=", "period="))
+
+
+def test_recommend_shows_the_frontier_as_a_table_json_and_plot(history, tmp_path):
+    path, uuid = history
+    out = cli("recommend", "--db", str(path), "--url", "", "--policy", "search", "--format", "json",
+              "--plot", str(tmp_path / "frontier.png"))
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    front = row["evidence"]["frontier"]
+    assert len(front) >= 2 and all(r["heldout"] is not None for r in front)
+    costs = [r["train"]["slot_hours"] for r in front if not r.get("off_frontier")]
+    waits = [r["train"]["wait_p95_seconds"] for r in front if not r.get("off_frontier")]
+    assert costs == sorted(costs) and waits == sorted(waits, reverse=True)   # dearer is always faster
+    assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+    table = cli("recommend", "--db", str(path), "--url", "", "--policy", "search")
+    assert "cost/wait frontier" in table.stdout and "p95_s held-out" in table.stdout
 
 
 def test_apply_dry_run_shows_what_would_be_sent_and_sends_nothing(history):

@@ -6,9 +6,12 @@ import json
 
 import pandas as pd
 
+from policies.frontier import describe
+from policies.settings import ElasticSettings
 from tracker.advisor import Advisor, apply, report
 from tracker.api import QarnotClient
 from tracker.config import Config
+from tracker.frontier_view import frontier_table, plot_frontier
 from tracker.poll import utc_now
 from tracker.client import Target, ask, expect, open_store
 
@@ -18,10 +21,14 @@ def recommendations(config: Config, target: Target, pool: str | None, policy: st
     rows, why = ask(target, "GET", "/recommendations", params=params)
     if rows is not None:
         return expect(rows, target.url, kind=list)
+    from tracker.backtest_cmd import Progress
+
     store = open_store(target, why, project=True)
+    bar = Progress(True)
     try:
-        return report(Advisor(store, config.advisor), store.last_observed() or utc_now(), pool, policy)
+        return report(Advisor(store, config.advisor), store.last_observed() or utc_now(), pool, policy, bar)
     finally:
+        bar.close()
         store.close()
 
 
@@ -38,20 +45,46 @@ def apply_to_pool(config: Config, token: str, target: Target, pool: str, dry_run
         store.close()
 
 
-def render_recommendations(rows: list[dict], fmt: str) -> str:
+def render_recommendations(rows: list[dict], fmt: str, plot_path: str | None = None) -> str:
+    if plot_path and rows:
+        plot_frontier([(f"{r['name'] or r['pool'][:8]} / {r['policy']}", r["evidence"]) for r in rows], plot_path)
     if fmt == "json":
         return json.dumps(rows, indent=1)
     if not rows:
         return "(no pools)"
     table = pd.DataFrame([{
         "pool": r["name"] or r["pool"][:8], "policy": r["policy"], "code": r["reason_code"],
-        "max": (r["settings"] or {}).get("maxTotalSlots"), "min_idle": (r["settings"] or {}).get("minIdleSlots"),
-        "idle_s": (r["settings"] or {}).get("minIdleTimeSeconds"),
+        "slo_s": _objective(r, "slo_seconds"), "budget_h/wk": _objective(r, "budget_slot_hours_per_week"),
+        "kind": r.get("kind", "elastic"),
         "slot_h now->rec": _pair(r, "slot_hours"), "p95_s now->rec": _pair(r, "wait_p95_seconds"),
-        "confidence": r["confidence"]} for r in rows])
-    reasons = "\n".join(f"  {r['name'] or r['pool']} / {r['policy']}: {r['reason']}" for r in rows)
-    with pd.option_context("display.width", 200, "display.max_columns", None):
-        return table.to_string(index=False) + "\nwhy:\n" + reasons
+        "scored on": _window(r), "confidence": r["confidence"]} for r in rows])
+    lines = []
+    with pd.option_context("display.width", 250, "display.max_columns", None):
+        lines.append(table.to_string(index=False))
+    lines.append("settings (every knob, or the scaling document):")
+    lines += [f"  {r['name'] or r['pool']} / {r['policy']}: now {describe_payload(r.get('current'))}; "
+              f"recommended {r.get('described', '-')}" for r in rows]
+    lines.append("why:")
+    lines += [f"  {r['name'] or r['pool']} / {r['policy']}: {r['reason']}" for r in rows]
+    for r in rows:
+        if r["evidence"].get("frontier"):
+            lines += [f"cost/wait frontier of {r['name'] or r['pool']} / {r['policy']} (* = chosen, off the frontier):",
+                      frontier_table(r["evidence"])]
+    return "\n".join(lines)
+
+
+def describe_payload(body: dict | None) -> str:
+    return "-" if not body else describe(ElasticSettings.from_api(body))
+
+
+def _objective(row: dict, key: str):
+    value = row["evidence"].get("objective", {}).get(key)
+    return "-" if value is None else round(value)
+
+
+def _window(row: dict) -> str:
+    w = row["evidence"].get("window")
+    return "-" if not w else f"{w['kind']} {w['hours']:.0f} h"
 
 
 def _pair(row: dict, key: str) -> str:

@@ -1,16 +1,22 @@
 """The advisor: runs the configured policies over each pool's recorded history, records every
 recommendation as an event, and, only when the operator opted in, commits through the API behind the
 guardrails, reading the settings back to confirm. Policy (what to recommend), guardrails (whether to
-commit) and the commit itself (the side effect) stay separate, and every decision is recorded."""
+commit) and the commit itself (the side effect) stay separate, and every decision is recorded.
+
+Each pool is advised against its own objective: a p95 wait SLO (`advisor.slo_seconds`, or the pool's label
+`advisor.slo_label`, or a tag `NAME=SECONDS`) and an optional weekly slot-hour budget (likewise). Policies
+choose on the older history and are scored on the held-out recent window (`advisor.holdout_share`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
+from policies.frontier import describe
 from policies.guardrails import NOT_RUNNING, CommitRules, Decision, check_commit
-from policies.recommendation import Demand, Recommendation
-from policies.registry import POLICIES
+from policies.recommendation import Demand, Recommendation, holdout
+from policies.registry import advise
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings
 from policies.traces import history_to_trace
 from tracker.api import ApiError, QarnotClient
@@ -28,14 +34,34 @@ class Advisor:
     on_decision: Callable[[str], None] = lambda outcome: None
     latest: dict[str, dict[str, ElasticSettings]] = field(default_factory=dict)  # for metrics
 
-    def demand(self, uuid: str, now: datetime) -> Demand:
+    def objective(self, view: PoolView) -> dict:
+        """The pool's SLO and budget, and where each comes from (its label or tag, else the config)."""
+        slo, slo_from = _own(view, self.config.slo_label, 86400.0)
+        budget, budget_from = _own(view, self.config.budget_label, float("inf"))
+        return {"slo_seconds": slo or self.config.slo_seconds, "slo_from": slo_from or "config advisor.slo_seconds",
+                "budget_slot_hours_per_week": budget or self.config.budget_slot_hours_per_week,
+                "budget_from": budget_from or ("config advisor.budget_slot_hours_per_week"
+                                               if self.config.budget_slot_hours_per_week else "none")}
+
+    def demand(self, uuid: str, now: datetime, objective: dict | None = None) -> Demand:
+        """The pool's history as demand, the recent part held out to score recommendations on."""
+        objective = objective or {"slo_seconds": self.config.slo_seconds,
+                                  "budget_slot_hours_per_week": self.config.budget_slot_hours_per_week}
         frame = self.store.history(uuid, since=now - timedelta(seconds=self.config.history_seconds))
         trace, start, _ = history_to_trace(frame)
-        return Demand(trace, start, now.timestamp(), self.config.startup_delay_seconds, self.config.slo_seconds)
+        full = Demand(trace, start, now.timestamp(), self.config.startup_delay_seconds, objective["slo_seconds"],
+                      objective["budget_slot_hours_per_week"])
+        return holdout(full, self.config.holdout_share, self.config.holdout_max_seconds)
 
-    def recommend(self, view: PoolView, now: datetime, policies=None) -> list[Recommendation]:
-        demand = self.demand(view.uuid, now)
-        return [POLICIES[name](demand, view.settings) for name in (policies or self.config.policies)]
+    def recommend(self, view: PoolView, now: datetime, policies=None, progress=None) -> list[Recommendation]:
+        objective = self.objective(view)
+        demand = self.demand(view.uuid, now, objective)
+        out = []
+        for name in (policies or self.config.policies):
+            rec = advise(name, demand, view.settings, progress=progress)
+            rec.evidence["objective"] = objective
+            out.append(rec)
+        return out
 
     def run(self, now: datetime) -> list[tuple[str, Recommendation, Decision | None]]:
         """One round over every live pool: recommend, record, and commit where allowed."""
@@ -44,9 +70,9 @@ class Advisor:
             if view.state in NOT_RUNNING or view.settings is None:
                 continue
             recs = self.recommend(view, now)
-            events = [_event("recommendation_made", view.uuid, now, _describe(rec)) for rec in recs]
+            events = [_event("recommendation_made", view.uuid, now, _describe(rec, brief=True)) for rec in recs]
             self.store.append_events(events)
-            self.latest[view.uuid] = {r.policy: r.settings for r in recs if r.settings is not None}
+            self.latest[view.uuid] = {r.policy: r.settings for r in recs if isinstance(r.settings, ElasticSettings)}
             decision = None
             if self.config.commit:
                 chosen = next((r for r in recs if r.policy == self.config.commit_policy), None) \
@@ -60,7 +86,7 @@ class Advisor:
                                 last_commit=self.store.last_event_time(view.uuid, "commit_applied"), now=now,
                                 rules=CommitRules(self.config.opt_in, self.config.max_relative_change,
                                                   self.config.cooldown_seconds),
-                                slo_seconds=self.config.slo_seconds)
+                                slo_seconds=rec.evidence.get("objective", {}).get("slo_seconds", self.config.slo_seconds))
         if dry_run:
             return decision
         payload = {"policy": rec.policy, "code": decision.code, "reason": decision.reason,
@@ -71,7 +97,9 @@ class Advisor:
             outcome, payload["reason"] = "failed", "no API client to commit with"
         else:
             try:
-                committed = self.client.commit_elastic(view.uuid, decision.settings, self.config.allow_form_change)
+                commit = self.client.commit_scaling if isinstance(decision.settings, Scaling) else \
+                    self.client.commit_elastic
+                committed = commit(view.uuid, decision.settings, self.config.allow_form_change)
                 outcome, payload["changed"] = "applied", committed.changed
             except CommitRefused as exc:
                 outcome, payload["code"], payload["reason"] = "refused", exc.code, str(exc)
@@ -84,24 +112,49 @@ class Advisor:
         return Decision(False, "commit_failed" if outcome == "failed" else payload["code"], payload["reason"])
 
 
-def _describe(rec: Recommendation) -> dict:
-    return {"policy": rec.policy, "settings": settings_payload(rec.settings), "reason_code": rec.reason_code,
-            "reason": rec.reason, "confidence": rec.confidence, "evidence": rec.evidence}
+def _own(view: PoolView, name: str, ceiling: float) -> tuple[float | None, str | None]:
+    """A positive number the pool sets for itself: label `name`, or a tag `name=value`."""
+    candidates = [(v, f"label {name}") for k, v in view.labels if k == name]
+    candidates += [(t.split("=", 1)[1], f"tag {t}") for t in view.tags if t.startswith(f"{name}=")]
+    for text, source in candidates:
+        try:
+            value = float(text)
+        except ValueError:
+            continue
+        if 0 < value <= ceiling:
+            return value, source
+    return None, None
+
+
+def _describe(rec: Recommendation, brief: bool = False) -> dict:
+    """A recommendation as JSON; `brief` (for the event log) keeps the frontier's size, not its points."""
+    evidence = rec.evidence
+    if brief:
+        evidence = {k: v for k, v in evidence.items() if k not in ("frontier", "fixed_frontier")}
+        evidence["frontier_points"] = len(rec.evidence.get("frontier", ()))
+    return {"policy": rec.policy, "kind": "scaling" if isinstance(rec.settings, Scaling) else "elastic",
+            "settings": settings_payload(rec.settings), "described": describe(rec.settings),
+            "reason_code": rec.reason_code, "reason": rec.reason, "confidence": rec.confidence, "evidence": evidence}
 
 
 def _event(kind: str, uuid: str, now: datetime, payload: dict) -> Event:
     return Event(kind, uuid, now, now, payload=payload)
 
 
-def report(advisor: Advisor, now: datetime, pool: str | None = None, policy: str | None = None) -> list[dict]:
-    """Recommendations with reasons and evidence, as rows: `pool-tracker recommend` and GET /recommendations."""
+def report(advisor: Advisor, now: datetime, pool: str | None = None, policy: str | None = None,
+           progress=None) -> list[dict]:
+    """Recommendations with reasons and evidence, as rows: `pool-tracker recommend` and GET /recommendations.
+    `progress`, when given, has `phase(done, total)` and `end_phase()` (a progress bar over the back-tests)."""
     views = [v for v in advisor.store.views.values() if pool in (None, v.uuid)]
     if pool is not None and not views:
         raise LookupError(f"pool {pool} is not in the history; list pools with "
                           "`pool-tracker sql \"SELECT pool_uuid, name FROM pool_current\"`")
     rows = []
     for view in views:
-        for rec in advisor.recommend(view, now, [policy] if policy else None):
+        for name in ([policy] if policy else advisor.config.policies):
+            (rec,) = advisor.recommend(view, now, [name], None if progress is None else progress.phase)
+            if progress is not None:
+                progress.end_phase()
             rows.append({"pool": view.uuid, "name": view.name, **_describe(rec),
                          "current": settings_payload(view.settings)})
     return rows
@@ -116,5 +169,6 @@ def apply(advisor: Advisor, pool: str, now: datetime, dry_run: bool = False) -> 
     decision = advisor.commit(view, rec, now, dry_run=dry_run)
     return {"pool": pool, "policy": rec.policy, "allowed": decision.allowed, "code": decision.code,
             "reason": decision.reason, "dry_run": dry_run, "current": settings_payload(view.settings),
-            "would_send" if dry_run else "sent": {"elasticProperty": settings_payload(decision.settings)}
-            if decision.allowed else None}
+            "would_send" if dry_run else "sent": {
+                "scaling" if isinstance(decision.settings, Scaling) else "elasticProperty":
+                settings_payload(decision.settings)} if decision.allowed else None}

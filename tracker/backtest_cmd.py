@@ -14,11 +14,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from policies.backtest import Replay, baselines, replay, score
+from policies.frontier import describe
 from policies.model import Sizing
+from policies.recommendation import HOLDOUT_SHARE, Demand, holdout
 from policies.scaling import Scaling
 from policies.settings import MIN_RESIZE_PERIOD, SDK_DEFAULTS, ElasticSettings, InvalidSettings
 from policies.traces import Trace, TraceError, history_to_trace, read_csv, read_swf
 from tracker.client import Target
+from tracker.frontier_view import frontier_table, plot_frontier
 from tracker.sql import as_frame, run_query
 
 HISTORY_ROWS = 10_000_000    # a pool's whole history; a daemon caps it at its sql.max_rows
@@ -95,14 +98,46 @@ def load_trace(path: str | None, pool: str | None, target: Target | None):
     return trace, start, end, current, f"pool {pool}"
 
 
+class Progress:
+    """One progress bar over every back-test of a command: its own runs and a policy's internal search."""
+
+    def __init__(self, enabled: bool, total: int = 0) -> None:
+        self.bar = tqdm(total=total, disable=not enabled, desc="back-testing", unit="run")
+        self.offset = 0          # runs finished in phases that are over
+        self.remaining = total   # runs planned after the current phase
+
+    def phase(self, done: int, total: int) -> None:
+        """Progress of a phase run elsewhere (a policy's search): `done` of `total` runs."""
+        self.bar.total = self.offset + max(total, done) + self.remaining
+        self.bar.n = self.offset + done
+        self.bar.refresh()
+
+    def end_phase(self) -> None:
+        """The phase ran fewer runs than it planned at first: the total drops to what it really took."""
+        self.offset = self.bar.n
+        self.bar.total = self.offset + self.remaining
+        self.bar.refresh()
+
+    def step(self) -> None:
+        self.remaining = max(0, self.remaining - 1)
+        self.bar.update(1)
+        self.offset = self.bar.n
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def compare(trace: Trace, candidates: dict[str, Sizing], *, start=None, end=None,
             startup_delay: float = 60.0, slo: float = 300.0, cores_per_slot: int | None = None,
-            progress: bool = False, timelines: bool = False) -> tuple[pd.DataFrame, dict[str, Replay]]:
+            progress: Progress | None = None, timelines: bool = False,
+            epoch: float | None = None) -> tuple[pd.DataFrame, dict[str, Replay]]:
     runs, rows = {}, []
-    for label, settings in tqdm(candidates.items(), disable=not progress, desc="back-testing", unit="run"):
+    for label, settings in candidates.items():
         runs[label] = run = replay(trace, settings, startup_delay=startup_delay, start=start, end=end,
-                                   timeline=timelines)
+                                   timeline=timelines, epoch=epoch)
         rows.append({"candidate": label, **score(run, slo_seconds=slo, cores_per_slot=cores_per_slot).as_dict()})
+        if progress is not None:
+            progress.step()
     table = pd.DataFrame(rows).set_index("candidate")
     return (table if cores_per_slot else table.drop(columns=["core_hours"])), runs
 
@@ -212,47 +247,96 @@ def plot(runs: dict[str, Replay], path: str, table: pd.DataFrame | None = None, 
         plt.close(fig)
 
 
-def policy_candidates(names: list[str], trace: Trace, start, end, current, startup_delay, slo):
-    """Run the named policies (or "all") on the trace; -> ({label: settings}, [reason lines])."""
-    from policies.recommendation import Demand
-    from policies.registry import POLICIES
+def policy_candidates(names: list[str], trace: Trace, start, end, current, startup_delay, slo, *,
+                      budget: float | None = None, holdout_share: float = HOLDOUT_SHARE, progress: Progress | None = None):
+    """Run the named policies (or "all") out of sample on the trace; -> ({label: settings}, [reason lines],
+    {label: Recommendation}, the held-out Demand they were scored on)."""
+    from policies.registry import POLICIES, advise
 
     chosen = list(POLICIES) if "all" in names else names
     unknown = [n for n in chosen if n not in POLICIES]
     if unknown:
         raise InvalidSettings(f"unknown policy {unknown[0]!r}; choose from {', '.join(POLICIES)} or all")
-    first = trace.arrivals[0][0]
-    demand = Demand(trace, first if start is None else start,
-                    max(t for t, _, _ in trace.arrivals) if end is None else end, startup_delay, slo)
+    demand = holdout(full_demand(trace, start, end, startup_delay, slo, budget), holdout_share)
     current = current or baselines(trace)["sdk-defaults-max-at-peak"]   # what a user would start from
-    settings, reasons = {}, []
+    settings, reasons, recs = {}, [], {}
     for name in chosen:
-        rec = POLICIES[name](demand, current)
+        rec = advise(name, demand, current, share=holdout_share,
+                     progress=None if progress is None else progress.phase)
+        if progress is not None:
+            progress.end_phase()
         reasons.append(f"policy:{name}: {rec.reason_code}: {rec.reason} (confidence {rec.confidence:.2f})")
         if rec.settings is not None:
             settings[f"policy:{name}"] = rec.settings
-    return settings, reasons
+            recs[f"policy:{name}"] = rec
+    return settings, reasons, recs, demand
+
+
+def full_demand(trace: Trace, start, end, startup_delay, slo, budget=None) -> Demand:
+    first = trace.arrivals[0][0]
+    return Demand(trace, first if start is None else start,
+                  max(t for t, _, _ in trace.arrivals) if end is None else end, startup_delay, slo, budget)
 
 
 def run_backtest(*, trace_path, pool, target=None, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt,
-                 plot_path) -> str:
+                 plot_path, budget=None, holdout_share=HOLDOUT_SHARE, frontier_plot=None, progress=None) -> str:
     trace, start, end, current, source = load_trace(trace_path, pool, target)
     if not trace.arrivals:
         raise TraceError(f"{source} has no task arrivals to replay")
-    candidates = baselines(trace, current)
+    candidates: dict[str, Sizing] = dict(baselines(trace, current))
     candidates.update({text: parse_settings(text) for text in settings_texts})
-    proposed, reasons = policy_candidates(list(policies), trace, start, end, current, startup_delay, slo) \
-        if policies else ({}, [])
-    candidates.update(proposed)
-    table, runs = compare(trace, candidates, start=start, end=end, startup_delay=startup_delay, slo=slo,
-                          cores_per_slot=cores_per_slot, progress=len(candidates) > 4, timelines=bool(plot_path))
+    bar = Progress(bool(policies) or len(candidates) > 4 if progress is None else progress, 2 * len(candidates))
+    try:
+        proposed, reasons, recs, demand = policy_candidates(
+            list(policies), trace, start, end, current, startup_delay, slo, budget=budget,
+            holdout_share=holdout_share, progress=bar) if policies else ({}, [], {}, None)
+        bar.remaining += 2 * len(proposed)
+        bar.end_phase()
+        candidates.update(proposed)
+        table, runs = compare(trace, candidates, start=start, end=end, startup_delay=startup_delay, slo=slo,
+                              cores_per_slot=cores_per_slot, progress=bar, timelines=bool(plot_path))
+        held = demand if demand is not None else holdout(full_demand(trace, start, end, startup_delay, slo, budget),
+                                                         holdout_share)
+        h_trace, h_start, h_end, kind = held.scoring_window()
+        held_table, _ = compare(h_trace, candidates, start=h_start, end=h_end, startup_delay=startup_delay, slo=slo,
+                                cores_per_slot=cores_per_slot, progress=bar, epoch=held.time_zero)
+    finally:
+        bar.close()
     if plot_path:
         hours = (next(iter(runs.values())).end - next(iter(runs.values())).start) / 3600
         plot(runs, plot_path, table, f"{source}: demand and supply over {hours:.1f} h", slo)
+    with_frontier = [(label, rec.evidence) for label, rec in recs.items() if rec.evidence.get("frontier")]
+    if frontier_plot:
+        plot_frontier(with_frontier or [(label, rec.evidence) for label, rec in recs.items()], frontier_plot)
     header = (f"{source}: {len(trace.arrivals)} tasks, {trace.instances} instances"
               + (f", {len(trace.skipped)} lines skipped (first: {trace.skipped[0]})" if trace.skipped else ""))
+    hours = (h_end - h_start) / 3600
+    chose = (f"policies chose on {_when(held.start, held)} .. {_when(held.end, held)} "
+             f"({(held.end - held.start) / 3600:.0f} h) and are" if policies else "candidates are also")
+    window = (f"window: {chose} scored on the {kind} {_when(h_start, held)} .. "
+              f"{_when(h_end, held)} ({hours:.0f} h, {h_trace.instances} instances); SLO p95 wait <= {slo:.0f} s"
+              + ("" if budget is None else f", budget {budget:.0f} slot-hours a week"))
+    described = {label: describe(s) for label, s in candidates.items()}
     if fmt == "json":
-        return json.dumps({"source": source, "skipped": list(trace.skipped), "policies": reasons,
-                           "results": json.loads(table.reset_index().to_json(orient="records"))}, indent=1)
-    with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.2f}".format):
-        return "\n".join([header, *reasons, table.T.to_string()])
+        return json.dumps({"source": source, "skipped": list(trace.skipped), "policies": reasons, "window": window,
+                           "settings": {label: s.to_api() for label, s in candidates.items()},
+                           "described": described,
+                           "results": json.loads(table.reset_index().to_json(orient="records")),
+                           "heldout": json.loads(held_table.reset_index().to_json(orient="records")),
+                           "evidence": {label: rec.evidence for label, rec in recs.items()}}, indent=1, default=float)
+    lines = [header, *reasons, window]
+    with pd.option_context("display.width", 250, "display.max_columns", None, "display.float_format", "{:.2f}".format):
+        lines += ["", "whole trace:", table.T.to_string(), "", f"{kind} window:", held_table.T.to_string()]
+    lines += ["", "settings scored:"] + [f"  {label}: {text}" for label, text in described.items()]
+    for label, ev in with_frontier:
+        lines += ["", f"{label}: cost/wait frontier (* = chosen, off the frontier)", frontier_table(ev)]
+    return "\n".join(lines)
+
+
+def _when(t: float, demand: Demand) -> str:
+    """A model time as a date (UTC) when the trace has dates, else as hours from its start."""
+    from datetime import datetime, timezone
+
+    if demand.time_zero == 0.0:
+        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return f"{t / 3600:.0f} h"

@@ -333,21 +333,32 @@ def pool_uuid(target, given):
 @url_option
 @click.option("--settings", "settings_texts", multiple=True, metavar="K=V,...",
               help="Candidate elastic settings, e.g. max=20,min_idle=1,idle_time=300,factor=0.5,period=90 "
-                   "(repeatable; unnamed knobs take the SDK defaults).")
+                   "(repeatable; unnamed knobs take the SDK defaults), or a .json file with a scaling document.")
 @click.option("--policy", "policies", multiple=True, metavar="NAME|all",
               help="Add a policy's recommendation as a candidate: target-tracking, percentiles, idle-headroom, "
                    "time-of-week, search, or all (repeatable).")
 @click.option("--startup-delay", default=60.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds a new slot takes to start (>= 0).")
 @click.option("--slo", default=300.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Wait (seconds, > 0) counted as too long.")
+              help="The p95 task wait (seconds, > 0) policies must keep; also the wait counted as too long.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True),
+              help="A cap on slot-hours per week the policies must respect (default: none).")
+@click.option("--holdout", "holdout_share", type=click.FloatRange(0, 0.9), default=0.25, show_default=True,
+              help="Share of the trace (at most its last week) kept aside: policies choose on the older part and "
+                   "every candidate is also scored on this held-out window.")
 @click.option("--cores-per-slot", type=click.IntRange(min=1), help="Also report core-hours (cores per slot, >= 1).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), callback=lambda ctx, param, value: writable_file(value),
               help="Write demand vs supply to this PNG (its folder must exist).")
-def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt, plot_path):
-    """Score elastic settings against real demand: cost (slot-hours), waits and elasticity metrics,
-    side by side with baselines (static at peak, SDK defaults with max at peak, the pool's current)."""
+@click.option("--frontier-plot", type=click.Path(dir_okay=False), callback=lambda ctx, param, value: writable_file(value),
+              help="Write the cost/wait frontier of --policy search (held-out window, with the current and the "
+                   "recommended points) to this PNG.")
+def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, startup_delay, slo, budget, holdout_share,
+             cores_per_slot, fmt, plot_path, frontier_plot):
+    """Score elastic settings or scaling documents against real demand: cost (slot-hours), waits and
+    elasticity metrics, side by side with baselines (static at peak, SDK defaults with max at peak, the
+    pool's current), on the whole trace and on its held-out recent window; policies choose out of sample,
+    and `search` shows its cost/wait frontier."""
     from policies.settings import InvalidSettings
     from policies.traces import TraceError
     from tracker.backtest_cmd import run_backtest
@@ -361,7 +372,8 @@ def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, s
     try:
         click.echo(run_backtest(trace_path=trace_path, pool=pool, target=target,
                                 settings_texts=settings_texts, policies=policies, startup_delay=startup_delay, slo=slo,
-                                cores_per_slot=cores_per_slot, fmt=fmt, plot_path=plot_path))
+                                cores_per_slot=cores_per_slot, fmt=fmt, plot_path=plot_path, budget=budget,
+                                holdout_share=holdout_share, frontier_plot=frontier_plot))
     except (TraceError, InvalidSettings, QueryRefused, StoreError, DaemonError) as exc:
         fail(str(exc))
 
@@ -373,8 +385,12 @@ def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, s
 @db_option
 @url_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def recommend(config_path, pool, policy, db, url, fmt):
-    """Recommended elastic settings per pool, with the reason and the back-test behind each."""
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Write each pool's cost/wait frontier (held-out window, current and recommended points) to this PNG.")
+def recommend(config_path, pool, policy, db, url, fmt, plot_path):
+    """Recommended settings (every knob) or weekly scaling documents per pool, with the SLO and budget each
+    serves, the reason, the back-test on the held-out recent window, and the search's cost/wait frontier.
+    A pool sets its own SLO with the label (or tag NAME=SECONDS) named by advisor.slo_label."""
     from tracker.advice_cmd import recommendations, render_recommendations
     from tracker.client import DaemonError
     from tracker.store import StoreError
@@ -386,7 +402,8 @@ def recommend(config_path, pool, policy, db, url, fmt):
         fail(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
     target = target_for(config, url)
     try:
-        click.echo(render_recommendations(recommendations(config, target, pool_uuid(target, pool), policy), fmt))
+        click.echo(render_recommendations(recommendations(config, target, pool_uuid(target, pool), policy), fmt,
+                                          plot_path))
     except (LookupError, StoreError, DaemonError) as exc:
         fail(str(exc))
 

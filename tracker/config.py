@@ -103,6 +103,11 @@ class Advisor(_Section):
     cooldown_seconds: float = Field(3600.0, ge=0, le=30 * 86400)
     history_seconds: float = Field(7 * 86400.0, ge=3600, le=365 * 86400)
     slo_seconds: float = Field(300.0, gt=0, le=86400)
+    slo_label: str = "pool-tracker-slo-seconds"          # per-pool SLO: this label, or a tag NAME=SECONDS
+    budget_slot_hours_per_week: float | None = Field(None, gt=0)   # a cap on each pool's weekly cost; None: none
+    budget_label: str = "pool-tracker-budget-slot-hours-per-week"   # per-pool budget: label, or tag NAME=HOURS
+    holdout_share: float = Field(0.25, ge=0, le=0.9)    # of the history kept aside to score recommendations on
+    holdout_max_seconds: float = Field(7 * 86400.0, ge=3600, le=365 * 86400)
     startup_delay_seconds: float = Field(60.0, ge=0, le=3600)
 
     @field_validator("policies")
