@@ -267,29 +267,27 @@ def test_the_guardrail_lets_a_pool_buy_back_its_slo_and_commits_a_schedule_whole
     assert check_commit(_rec(schedule, old, new), slo_seconds=60, **args).code == "unchanged"
 
 
-def test_a_scaling_recommendation_is_not_sent_by_a_client_without_commit_scaling(tmp_path):
+def test_a_weekly_schedule_for_a_pool_still_on_elastic_settings_is_refused_unless_allowed(tmp_path):
+    """Moving a pool from elasticProperty to scaling is the operator's call (advisor.allow_form_change)."""
     from tracker.advisor import Advisor
     from tracker.api import QarnotClient
     from tracker.config import Advisor as AdvisorConfig
+    from tracker.emulator import Emulator
     from tracker.events import PoolView
     from tracker.store import Store
 
-    store = Store(tmp_path / "a.duckdb")
-    client = QarnotClient("http://127.0.0.1:9", "t")   # never reached: nothing is sent
-    try:
-        advisor = Advisor(store, AdvisorConfig(), client)
-        if hasattr(client, "commit_scaling"):
-            pytest.skip("this build commits scaling documents: covered by the end-to-end test")
-        view = PoolView("p", tags=("pool-tracker-autoscale",), state="FullyExecuting",
-                        settings=ElasticSettings(0, 40, 0, 0, 1.0, 90))
-        schedule = Scaling((ManagedTasksQueuePolicy("busy-hours", 0, 40, 12, 0, 1.0, (Weekly(DAYS, 8 * 3600, 18 * 3600),)),
-                            ManagedTasksQueuePolicy("off-hours", 0, 40, 0, 0, 1.0)))
-        rec = _rec(schedule, {"slot_hours": 100.0, "wait_p95_seconds": 135.0},
-                   {"slot_hours": 108.0, "wait_p95_seconds": 40.0})
-        decision = advisor.commit(view, rec, datetime(2027, 1, 1, tzinfo=timezone.utc))
-        assert not decision.allowed and "commit_scaling" in decision.reason
-        events = store.frame("SELECT type, payload->>'$.reason' AS reason FROM events")
-        assert list(events.type) == ["commit_failed"] and "nothing was sent" in events.reason[0]
-    finally:
-        client.close()
-        store.close()
+    current = ElasticSettings(0, 40, 0, 0, 1.0, 90)
+    schedule = Scaling((ManagedTasksQueuePolicy("busy-hours", 0, 40, 12, 0, 1.0, (Weekly(DAYS, 8 * 3600, 18 * 3600),)),
+                        ManagedTasksQueuePolicy("off-hours", 0, 40, 0, 0, 1.0)))
+    rec = _rec(schedule, {"slot_hours": 100.0, "wait_p95_seconds": 135.0}, {"slot_hours": 108.0, "wait_p95_seconds": 40.0})
+    now = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    with Emulator.running(pools=0, token="form-token") as emu:
+        pool = emu.cluster.create_pool("legacy", "docker-batch", current, tags=["pool-tracker-autoscale"])
+        view = PoolView(pool.uuid, tags=("pool-tracker-autoscale",), state="FullyExecuting", settings=current)
+        for allowed, code in ((False, "legacy_pool"), (True, "ok")):
+            store = Store(tmp_path / f"{allowed}.duckdb")
+            with QarnotClient(emu.url, emu.token) as client:
+                decision = Advisor(store, AdvisorConfig(allow_form_change=allowed), client).commit(view, rec, now)
+            assert decision.code == code, decision
+            store.close()
+        assert pool.scaling is not None and Scaling(pool.scaling.policies) == schedule

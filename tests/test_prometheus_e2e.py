@@ -58,7 +58,8 @@ def prometheus(tmp_path_factory):
         config, _ = load_config(env={}, overrides={
             "api.url": emu.url, "api.clock": "server", "poll.interval_seconds": 1, "poll.jitter_seconds": 0,
             "store.path": str(tmp / "t.duckdb"), "http.port": free_port(), "advisor.enabled": False,
-            "advisor.policies": ["search", "percentiles"]})
+            "advisor.policies": ["search", "percentiles"], "costs.run_every_seconds": 1,
+            "costs.account_interval_seconds": 10, "costs.pool_interval_seconds": 60})
         daemon = Daemon(config, emu.token)
         daemon.start()
         while clock() < clock.start + 6.5 * 3600:      # the policies' minimum history
