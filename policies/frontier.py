@@ -83,7 +83,7 @@ def describe(settings: Sizing | None) -> str:
                 f"period={settings.resize_period}")
     parts = []
     for policy in settings.policies:
-        when = ", ".join(_period_text(p) for p in policy.periods)
+        when = ", ".join(period_text(p) for p in policy.periods)
         if isinstance(policy, FixedPolicy):
             parts.append(f"{policy.name}: Fixed {policy.slots_count} [{when}]")
         else:
@@ -93,7 +93,7 @@ def describe(settings: Sizing | None) -> str:
     return "; ".join(parts) or "no policy (0 slots)"
 
 
-def _period_text(period) -> str:
+def period_text(period) -> str:
     if not isinstance(period, Weekly):
         return "always"
     days = "every day" if len(period.days) == 7 else ("mon-fri" if period.days == WEEKDAYS else ",".join(
