@@ -93,6 +93,13 @@ def bench(path: Path) -> tuple[list[dict], list[str]]:
             # what a schedule 15% cheaper than the oracle would cost, beside what the work itself needs
             "oracle-15%_h": round(0.85 * oracle.slot_hours, 1) if oracle else None,
         })
+        if rec.evidence.get("weekly_windows") and oracle:
+            notes.append(f"{path.stem} slo {slo:.0f} s: weekly windows {', '.join(rec.evidence['weekly_windows'])}; "
+                         f"best weekly schedule kept the SLO at "
+                         f"{'-' if best_schedule is None else f'{best_schedule:.1f} h'} vs the oracle's "
+                         f"{oracle.slot_hours:.1f} h; 15% below it is {0.85 * oracle.slot_hours:.1f} h, against "
+                         f"{floor:.1f} h of busy work and {base_points['sdk-defaults-max-at-peak'].slot_hours:.1f} h "
+                         f"for purely reactive settings (p95 {base_points['sdk-defaults-max-at-peak'].wait_p95:.0f} s)")
         notes.append(f"{path.stem} slo {slo:.0f} s: advisor {rec.reason_code} ({advisor_seconds:.1f} s): "
                      f"{describe(rec.settings)}; oracle: {describe(oracle.settings) if oracle else '-'} "
                      f"(grid of {len(grid)} in {oracle_seconds:.1f} s)")
@@ -114,6 +121,10 @@ def main(paths: list[str]) -> None:
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_colwidth", 40):
         print(pd.DataFrame(rows).to_string(index=False))
     print("\n".join(notes))
+    verdicts = [r["target"] for r in rows]
+    print(f"targets (SLO kept at <= 1.10x the oracle, held-out): {verdicts.count('met')} met, "
+          f"{verdicts.count('MISSED')} missed, {len(verdicts) - verdicts.count('met') - verdicts.count('MISSED')} "
+          f"where no grid setting keeps the SLO")
 
 
 if __name__ == "__main__":

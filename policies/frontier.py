@@ -47,6 +47,7 @@ class Grid:
     rhythm_thresholds: tuple = (0.1, 0.25, 0.5)             # busy hours: mean demand >= this x the busiest hour's
     min_rhythm: float = 2.0                            # inside vs outside mean demand, for a weekly window
     rhythm_days: int = 3                               # days with work inside the window, at least
+    max_window_hours: int = 23                         # busy windows span at most this many hours
     schedule_inside: int = 8                           # frontier points tried inside a window (and each
                                                        # with a larger reserve)
     schedule_outside: int = 4                          # frontier points of the cheaper half tried outside it
@@ -83,7 +84,7 @@ def describe(settings: Sizing | None) -> str:
                 f"period={settings.resize_period}")
     parts = []
     for policy in settings.policies:
-        when = ", ".join(_period_text(p) for p in policy.periods)
+        when = ", ".join(period_text(p) for p in policy.periods)
         if isinstance(policy, FixedPolicy):
             parts.append(f"{policy.name}: Fixed {policy.slots_count} [{when}]")
         else:
@@ -93,7 +94,7 @@ def describe(settings: Sizing | None) -> str:
     return "; ".join(parts) or "no policy (0 slots)"
 
 
-def _period_text(period) -> str:
+def period_text(period) -> str:
     if not isinstance(period, Weekly):
         return "always"
     days = "every day" if len(period.days) == 7 else ("mon-fri" if period.days == WEEKDAYS else ",".join(
@@ -190,6 +191,8 @@ def rhythm_windows(grid_times: np.ndarray, need: np.ndarray, epoch: float, grid:
         if busy.all() or not busy.any():
             continue
         start, end = _covering_arc(busy)
+        if (end - start) % 24 > grid.max_window_hours:
+            continue
         inside = np.isin(hour, [(start + i) % 24 for i in range((end - start) % 24 or 24)])
         if need[~inside].mean() * grid.min_rhythm > need[inside].mean():
             continue

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from policies.backtest import peak_demand
 from policies.frontier import Grid, Point, Progress, climb, describe, elastic_grid, evaluate, frontier_rows, pareto, \
-    refinements, rhythm_windows, schedules
+    period_text, refinements, rhythm_windows, schedules
 from policies.model import Sizing
 from policies.recommendation import Demand, Recommendation, evidence, recommend, too_little
 from policies.scaling import Scaling
@@ -117,7 +117,7 @@ def search(demand: Demand, current: Sizing | None, config: Config = Config(),
     ev["chosen_on_older_history"] = {**chosen.as_dict(),
                                      "slot_hours_per_week": round(demand.per_week(chosen.slot_hours, train_span), 2)}
     ev["candidates"] = len(points)
-    ev["weekly_windows"] = [describe_window(w) for w in windows]
+    ev["weekly_windows"] = [period_text(w) for w in windows]
     ev["frontier"] = frontier_rows(front, held)
     if chosen not in front:
         ev["frontier"].append({**frontier_rows([chosen], held)[0], "off_frontier": True})
@@ -136,11 +136,6 @@ def _order(points: list[Point], tolerance: float) -> list[Point]:
     near = [p for p in points if p.slot_hours <= points[0].slot_hours * (1 + tolerance)]
     return sorted(near, key=lambda p: (p.over_slo, not isinstance(p.settings, ElasticSettings), p.wait_max,
                                        p.slot_hours)) + points[len(near):]
-
-
-def describe_window(window) -> str:
-    from policies.frontier import _period_text
-    return _period_text(window)
 
 
 def _sentence(code: str, demand: Demand, ev: dict, count: int, chosen: Point) -> str:
