@@ -7,6 +7,7 @@ from policies.frontier import Progress
 from policies.idle_headroom import idle_headroom
 from policies.percentiles import percentiles
 from policies.recommendation import HOLDOUT_MAX_SECONDS, HOLDOUT_SHARE, Demand, Recommendation, holdout
+from policies.scaling import Scaling
 from policies.search import search
 from policies.settings import ElasticSettings
 from policies.target_tracking import target_tracking
@@ -20,11 +21,17 @@ POLICIES = {
     "search": search,
 }
 DEFAULT_POLICY = "search"
+SCALING_AWARE = ("time-of-week", "search")   # the others reason in legacy elastic knobs only
+
+
+def current_for(name: str, current):
+    """What policy `name` gets as the pool's current sizing: a scaling document only if it can use one."""
+    return current.elastic_equivalent() if isinstance(current, Scaling) and name not in SCALING_AWARE else current
 
 
 def proposals_for(demand: Demand, current: ElasticSettings | None) -> tuple[Recommendation, ...]:
     """Every policy but search: the seeds search explores around."""
-    return tuple(policy(demand, current) for name, policy in POLICIES.items() if name != "search")
+    return tuple(policy(demand, current_for(name, current)) for name, policy in POLICIES.items() if name != "search")
 
 
 def advise(name: str, demand: Demand, current, *, share: float = HOLDOUT_SHARE,
@@ -34,4 +41,4 @@ def advise(name: str, demand: Demand, current, *, share: float = HOLDOUT_SHARE,
     policy = POLICIES[name]
     kwargs = {"progress": progress} if progress is not None and "progress" in inspect.signature(policy).parameters \
         else {}
-    return policy(holdout(demand, share, max_seconds), current, **kwargs)
+    return policy(holdout(demand, share, max_seconds), current_for(name, current), **kwargs)

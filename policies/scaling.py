@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Union
 
-from policies.settings import ElasticSettings, InvalidSettings
+from policies.settings import MIN_RESIZE_PERIOD, ElasticSettings, InvalidSettings
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAY = 86400
@@ -214,6 +214,16 @@ class Scaling:
         return cls((ManagedTasksQueuePolicy(
             LEGACY_POLICY_NAME, settings.min_total_slots, settings.max_total_slots, settings.min_idle_slots,
             settings.min_idle_time_seconds, float(settings.resize_factor)),))
+
+    def elastic_equivalent(self) -> ElasticSettings | None:
+        """The knobs of the pool's default: its last ManagedTasksQueue policy (the one in force when no window
+        is), as legacy settings, for the policies that reason in those knobs only."""
+        managed = [p for p in self.policies if isinstance(p, ManagedTasksQueuePolicy)]
+        if not managed:
+            return None
+        p = managed[-1]
+        return ElasticSettings(min(p.min_total_slots, p.max_total_slots), p.max_total_slots, p.min_idle_slots,
+                               p.min_idle_time_seconds, p.scaling_factor, MIN_RESIZE_PERIOD)
 
     def to_api(self) -> dict:
         body: dict = {"policies": [policy.to_api() for policy in self.policies]}

@@ -2,7 +2,9 @@
 after the advisor commits, the emulator's ground truth shows fewer slot-hours at no worse p95 wait than
 its twin that did not opt in (same workload, same window)."""
 import numpy as np
+import pytest
 
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings
 from policies.workload import Workload
 from tracker.config import load_config
@@ -23,11 +25,15 @@ def p95(waits):
     return float(values[order][np.searchsorted(cumulative, 0.95 * cumulative[-1])])
 
 
-def test_committed_recommendation_cuts_slot_hours_without_hurting_waits(tmp_path):
+@pytest.mark.parametrize("form", ["elasticProperty", "scaling"])
+def test_committed_recommendation_cuts_slot_hours_without_hurting_waits(tmp_path, form):
+    """The same poor sizing as legacy elastic settings, or as a one-policy scaling document."""
     clock = [START]
+    scaling = Scaling.from_elastic(POOR) if form == "scaling" else None
     with Emulator.running(pools=0, token="t", clock=lambda: clock[0]) as emu:
         make = lambda name, tags: emu.cluster.create_pool(  # noqa: E731
-            name, "docker-batch", POOR, at=START, workload=Workload("bursty", 9, 1.5), tags=tags, record_waits=True)
+            name, "docker-batch", POOR, at=START, workload=Workload("bursty", 9, 1.5), tags=tags, record_waits=True,
+            scaling=scaling)
         opted, control = make("opted-in", ["pool-tracker-autoscale"]), make("control", [])
         config, _ = load_config(env={}, overrides={
             "api.url": emu.url, "api.clock": "server", "store.path": str(tmp_path / "a.duckdb"), "http.port": 0,
@@ -49,7 +55,10 @@ def test_committed_recommendation_cuts_slot_hours_without_hurting_waits(tmp_path
         decisions = {(r.pool_uuid, r.type, r.code) for r in events.itertuples()}
         assert (opted.uuid, "commit_applied", "ok") in decisions or (opted.uuid, "commit_applied", "limited") in decisions
         assert (control.uuid, "commit_refused", "not_opted_in") in decisions
-        assert opted.model.settings != POOR and control.model.settings == POOR
+        if form == "scaling":   # the pool stays on scaling: its policy took the new knobs (or a new document)
+            assert opted.scaling is not None and opted.scaling != scaling and control.scaling == scaling
+        else:
+            assert opted.model.settings != POOR and control.model.settings == POOR
 
         marks = {p.uuid: (p.model.slot_seconds, len(p.model.waits)) for p in (opted, control)}
         run_for(24, advise_every=6 * 3600)             # the window compared, with further rounds

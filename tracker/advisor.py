@@ -58,7 +58,7 @@ class Advisor:
         demand = self.demand(view.uuid, now, objective)
         out = []
         for name in (policies or self.config.policies):
-            rec = advise(name, demand, view.settings, progress=progress)
+            rec = advise(name, demand, sizing(view), progress=progress)
             rec.evidence["objective"] = objective
             out.append(rec)
         return out
@@ -67,7 +67,7 @@ class Advisor:
         """One round over every live pool: recommend, record, and commit where allowed."""
         out = []
         for view in list(self.store.views.values()):
-            if view.state in NOT_RUNNING or view.settings is None:
+            if view.state in NOT_RUNNING or sizing(view) is None:
                 continue
             recs = self.recommend(view, now)
             events = [_event("recommendation_made", view.uuid, now, _describe(rec, brief=True)) for rec in recs]
@@ -82,7 +82,7 @@ class Advisor:
         return out
 
     def commit(self, view: PoolView, rec: Recommendation, now: datetime, dry_run: bool = False) -> Decision:
-        decision = check_commit(rec, state=view.state, tags=view.tags, labels=view.labels, current=view.settings,
+        decision = check_commit(rec, state=view.state, tags=view.tags, labels=view.labels, current=sizing(view),
                                 last_commit=self.store.last_event_time(view.uuid, "commit_applied"), now=now,
                                 rules=CommitRules(self.config.opt_in, self.config.max_relative_change,
                                                   self.config.cooldown_seconds),
@@ -90,7 +90,7 @@ class Advisor:
         if dry_run:
             return decision
         payload = {"policy": rec.policy, "code": decision.code, "reason": decision.reason,
-                   "old": settings_payload(view.settings), "new": settings_payload(decision.settings)}
+                   "old": settings_payload(sizing(view)), "new": settings_payload(decision.settings)}
         if not decision.allowed:
             outcome = "refused"
         elif self.client is None:
@@ -110,6 +110,11 @@ class Advisor:
         if outcome == "applied":
             return decision
         return Decision(False, "commit_failed" if outcome == "failed" else payload["code"], payload["reason"])
+
+
+def sizing(view: PoolView):
+    """What sizes the pool now: its scaling document, or its legacy elastic settings."""
+    return view.scaling if view.scaling is not None else view.settings
 
 
 def _own(view: PoolView, name: str, ceiling: float) -> tuple[float | None, str | None]:
@@ -156,7 +161,7 @@ def report(advisor: Advisor, now: datetime, pool: str | None = None, policy: str
             if progress is not None:
                 progress.end_phase()
             rows.append({"pool": view.uuid, "name": view.name, **_describe(rec),
-                         "current": settings_payload(view.settings)})
+                         "current": settings_payload(sizing(view))})
     return rows
 
 
@@ -168,7 +173,7 @@ def apply(advisor: Advisor, pool: str, now: datetime, dry_run: bool = False) -> 
     rec = advisor.recommend(view, now, [advisor.config.commit_policy])[0]
     decision = advisor.commit(view, rec, now, dry_run=dry_run)
     return {"pool": pool, "policy": rec.policy, "allowed": decision.allowed, "code": decision.code,
-            "reason": decision.reason, "dry_run": dry_run, "current": settings_payload(view.settings),
+            "reason": decision.reason, "dry_run": dry_run, "current": settings_payload(sizing(view)),
             "would_send" if dry_run else "sent": {
                 "scaling" if isinstance(decision.settings, Scaling) else "elasticProperty":
                 settings_payload(decision.settings)} if decision.allowed else None}
