@@ -203,13 +203,42 @@ def test_a_pool_held_at_the_account_quota_is_reported_as_such_not_as_saturated(t
         config, _ = load_config(env={}, overrides={"api.url": emu.url, "api.clock": "server", "http.port": 0,
                                                     "store.path": str(tmp_path / "q.duckdb"), "advisor.enabled": False})
         daemon = Daemon(config, emu.token, admin_token="x" * 32)
-        for _ in range(60):                                      # half an hour, a poll every 30 s
+        for _ in range(8 * 60):                                  # eight hours, a poll every minute
             assert daemon.poll().ok
-            clock[0] += 30
+            clock[0] += 60
         daemon.collect("account")
         (view,) = daemon.store.views.values()
         body = daemon.metrics.exposition()[0].decode()
         assert view.running_instances <= 4 and view.queued_or_running > view.running_instances
         assert f'qarnot_pool_status_held_at_quota{{pool_uuid="{view.uuid}"}} 1.0' in body
         assert 'qarnot_quota_max_cores{scheduling_type="flex"} 16.0' in body
+        from datetime import datetime, timezone
+        (rec,) = daemon.advisor.recommend(view, datetime.fromtimestamp(clock[0], timezone.utc), ["target-tracking"])
+        assert rec.settings.max_total_slots == rec.evidence["capped_at_quota"] == 4, rec   # the quota, not 40
         daemon.store.close()
+
+
+def test_recommendations_are_priced_stay_within_the_quota_and_a_commit_that_breaks_the_budget_is_refused():
+    from policies.recommendation import Recommendation
+    from policies.settings import ElasticSettings
+    from tracker.advisor import add_money_and_carbon, cap_at_quota, over_budget, quota_headroom
+    from tracker.events import PoolView
+
+    evidence = {"window": {"hours": 42.0}, "current": {"slot_hours": 100.0, "wait_p95_seconds": 300.0},
+                "recommended": {"slot_hours": 142.0, "wait_p95_seconds": 40.0}}
+    add_money_and_carbon(evidence, 0.10, 25.0)
+    assert evidence["recommended"]["euros"] == 14.2 and evidence["current"]["gco2eq"] == 2500.0
+    view = PoolView("p", state="FullyExecuting", scheduling_type="Flex", running_instances=2, running_cores=8,
+                    slots_per_node=2)
+    quotas = {"flex": {"max_instances": 10, "running_instances": 8, "max_cores": 64, "running_cores": 32}}
+    assert quota_headroom(quotas, view) == 8          # 4 nodes free to it (10 - 8 + its 2), 2 slots each
+    rec = Recommendation("search", ElasticSettings(0, 20, 1, 300, 1.0, 90), "ok", "because", 1.0, evidence)
+    capped = cap_at_quota(rec, 8)
+    assert capped.settings.max_total_slots == 8 and "quota" in capped.reason
+    assert cap_at_quota(rec, None) is rec and quota_headroom({}, view) is None
+    # +4.20 euros over 42 h is +16.80 a week: refused with 10 left, allowed with 20 left
+    refused = over_budget(rec, [{"remainingAmountInCents": 1000}])
+    assert refused is not None and refused.code == "over_budget" and not refused.allowed
+    assert over_budget(rec, [{"remainingAmountInCents": 2000}]) is None
+    cheaper = Recommendation("search", None, "ok", "", 1.0, {**evidence, "recommended": {"euros": 5.0}})
+    assert over_budget(cheaper, [{"remainingAmountInCents": 0}]) is None   # saving money is never refused

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 from policies.frontier import describe
+from policies.scaling import Scaling
 from policies.settings import ElasticSettings
 from tracker.advisor import Advisor, apply, report
 from tracker.api import QarnotClient
@@ -57,6 +58,7 @@ def render_recommendations(rows: list[dict], fmt: str, plot_path: str | None = N
         "slo_s": _objective(r, "slo_seconds"), "budget_h/wk": _objective(r, "budget_slot_hours_per_week"),
         "kind": r.get("kind", "elastic"),
         "slot_h now->rec": _pair(r, "slot_hours"), "p95_s now->rec": _pair(r, "wait_p95_seconds"),
+        "eur now->rec": _pair(r, "euros"), "gCO2 now->rec": _pair(r, "gco2eq"),
         "scored on": _window(r), "confidence": r["confidence"]} for r in rows])
     lines = []
     with pd.option_context("display.width", 250, "display.max_columns", None):
@@ -74,7 +76,9 @@ def render_recommendations(rows: list[dict], fmt: str, plot_path: str | None = N
 
 
 def describe_payload(body: dict | None) -> str:
-    return "-" if not body else describe(ElasticSettings.from_api(body))
+    if not body:
+        return "-"
+    return describe(Scaling.from_api(body) if "policies" in body else ElasticSettings.from_api(body))
 
 
 def _objective(row: dict, key: str):
@@ -89,6 +93,6 @@ def _window(row: dict) -> str:
 
 def _pair(row: dict, key: str) -> str:
     ev = row["evidence"]
-    if "recommended" not in ev:
+    if ev.get("recommended", {}).get(key) is None:
         return "-"
     return f"{ev.get('current', {}).get(key, '?')} -> {ev['recommended'][key]}"

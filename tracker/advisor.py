@@ -8,7 +8,7 @@ Each pool is advised against its own objective: a p95 wait SLO (`advisor.slo_sec
 choose on the older history and are scored on the held-out recent window (`advisor.holdout_share`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -16,7 +16,7 @@ from policies.frontier import describe
 from policies.guardrails import NOT_RUNNING, CommitRules, Decision, check_commit
 from policies.recommendation import Demand, Recommendation, holdout
 from policies.registry import advise
-from policies.scaling import Scaling
+from policies.scaling import FixedPolicy, Scaling
 from policies.settings import ElasticSettings
 from policies.traces import history_to_trace
 from tracker.api import ApiError, QarnotClient
@@ -33,6 +33,7 @@ class Advisor:
     client: QarnotClient | None = None
     on_decision: Callable[[str], None] = lambda outcome: None
     latest: dict[str, dict[str, ElasticSettings]] = field(default_factory=dict)  # for metrics
+    account: Callable[[], dict] = dict     # the latest quotas and budgets (the cost collector's figures)
 
     def objective(self, view: PoolView) -> dict:
         """The pool's SLO and budget, and where each comes from (its label or tag, else the config)."""
@@ -57,10 +58,13 @@ class Advisor:
         objective = self.objective(view)
         demand = self.demand(view.uuid, now, objective)
         out = []
+        price, carbon = self.store.unit_figures(view.scheduling_type)
+        headroom = quota_headroom(self.account().get("quotas") or {}, view)
         for name in (policies or self.config.policies):
             rec = advise(name, demand, sizing(view), progress=progress)
             rec.evidence["objective"] = objective
-            out.append(rec)
+            add_money_and_carbon(rec.evidence, price, carbon)
+            out.append(cap_at_quota(rec, headroom))
         return out
 
     def run(self, now: datetime) -> list[tuple[str, Recommendation, Decision | None]]:
@@ -82,7 +86,8 @@ class Advisor:
         return out
 
     def commit(self, view: PoolView, rec: Recommendation, now: datetime, dry_run: bool = False) -> Decision:
-        decision = check_commit(rec, state=view.state, tags=view.tags, labels=view.labels, current=sizing(view),
+        decision = over_budget(rec, self.account().get(f"budgets:{view.project}") or []) or \
+            check_commit(rec, state=view.state, tags=view.tags, labels=view.labels, current=sizing(view),
                                 last_commit=self.store.last_event_time(view.uuid, "commit_applied"), now=now,
                                 rules=CommitRules(self.config.opt_in, self.config.max_relative_change,
                                                   self.config.cooldown_seconds),
@@ -110,6 +115,71 @@ class Advisor:
         if outcome == "applied":
             return decision
         return Decision(False, "commit_failed" if outcome == "failed" else payload["code"], payload["reason"])
+
+
+def add_money_and_carbon(evidence: dict, price: float | None, carbon: float | None) -> None:
+    """Slot-hours in euros and gCO2eq at what a slot-hour cost and emitted on this account (observed)."""
+    for key in ("current", "recommended"):
+        point = evidence.get(key)
+        if isinstance(point, dict) and "slot_hours" in point:
+            point["euros"] = None if price is None else round(point["slot_hours"] * price, 2)
+            point["gco2eq"] = None if carbon is None else round(point["slot_hours"] * carbon, 1)
+    evidence["per_slot_hour"] = {"euros": price, "gco2eq": carbon, "from": "observed on this account "
+                                 "(figures_per_slot_hour), none until credits and carbon facts have been collected"}
+
+
+def quota_headroom(quotas: dict, view: PoolView) -> int | None:
+    """The most slots this pool could run under the account's computing quota for its scheduling type:
+    the quota's instances (nodes) and cores not used by the other pools, in this pool's slots."""
+    kind = {"Flex": "flex", "OnDemand": "onDemand"}.get(view.scheduling_type or "", "")
+    quota = quotas.get(kind)
+    if not quota:
+        return None
+    caps = []
+    if quota.get("max_instances") is not None:
+        free = quota["max_instances"] - (quota.get("running_instances") or 0) + view.running_instances
+        caps.append(free * view.slots_per_node)
+    if quota.get("max_cores") is not None and view.running_instances:
+        cores_per_node = view.running_cores / view.running_instances
+        free = quota["max_cores"] - (quota.get("running_cores") or 0) + view.running_cores
+        caps.append(int(free // cores_per_node) * view.slots_per_node)
+    return max(0, min(caps)) if caps else None
+
+
+def cap_at_quota(rec: Recommendation, headroom: int | None) -> Recommendation:
+    """Never recommend more slots than the account's quota leaves this pool."""
+    sizing_ = rec.settings
+    if headroom is None or sizing_ is None:
+        return rec
+    if isinstance(sizing_, ElasticSettings):
+        if sizing_.max_total_slots <= headroom:
+            return rec
+        capped = sizing_.with_(max_total_slots=max(1, headroom), min_total_slots=min(sizing_.min_total_slots, headroom))
+    else:
+        policies = tuple(replace(p, slots_count=min(p.slots_count, headroom)) if isinstance(p, FixedPolicy) else
+                         replace(p, max_total_slots=min(p.max_total_slots, max(1, headroom)),
+                                 min_total_slots=min(p.min_total_slots, headroom)) for p in sizing_.policies)
+        if policies == sizing_.policies:
+            return rec
+        capped = Scaling(policies)
+    rec.evidence["capped_at_quota"] = headroom
+    return replace(rec, settings=capped, reason=f"{rec.reason} (capped at the {headroom} slots the account's "
+                                                "computing quota leaves this pool)")
+
+
+def over_budget(rec: Recommendation, budgets: list[dict]) -> Decision | None:
+    """Refuse a commit whose extra weekly spend would exceed what a project budget has left."""
+    old, new = rec.evidence.get("current") or {}, rec.evidence.get("recommended") or {}
+    hours = (rec.evidence.get("window") or {}).get("hours")
+    if old.get("euros") is None or new.get("euros") is None or not hours or new["euros"] <= old["euros"]:
+        return None
+    extra = (new["euros"] - old["euros"]) * 168 / hours
+    left = [b["remainingAmountInCents"] / 100 for b in budgets
+            if isinstance(b.get("remainingAmountInCents"), (int, float)) and not b.get("isArchived")]
+    if not left or extra <= min(left):
+        return None
+    return Decision(False, "over_budget", f"the recommendation would spend about {extra:.2f} euros more a week, "
+                                          f"more than the project's budget has left ({min(left):.2f} euros)")
 
 
 def sizing(view: PoolView):

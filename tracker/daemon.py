@@ -106,7 +106,8 @@ class Daemon:
         self.admin_token = admin_token or load_admin_token(config, token, create=True)
         self.sql_slots = threading.BoundedSemaphore(config.sql.concurrency)
         self.fatal: str | None = None      # why the daemon stopped by itself (exit code 2)
-        self.advisor = Advisor(self.store, config.advisor, self.client, on_decision=self.metrics.count_commit)
+        self.advisor = Advisor(self.store, config.advisor, self.client, on_decision=self.metrics.count_commit,
+                               account=lambda: self.costs.account)
         self._advise_lock = threading.Lock()
         self._poll_idle = threading.Event()      # clear while a poll runs: the collectors hold their requests
         self._poll_idle.set()

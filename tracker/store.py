@@ -205,6 +205,13 @@ class Store:
                                   "AND pool_uuid IS NOT NULL GROUP BY pool_uuid", [list(types)]).fetchall()
         return {uuid: _utc_aware(at) for uuid, at in rows}
 
+    def unit_figures(self, scheduling_type: str | None) -> tuple[float | None, float | None]:
+        """(euros, gCO2eq) per running slot-hour observed on this account for a scheduling type."""
+        with self._con.cursor() as cursor:
+            row = cursor.execute("SELECT euros_per_slot_hour, gco2eq_per_slot_hour FROM figures_per_slot_hour "
+                                 "WHERE scheduling_type = coalesce(?, 'unknown')", [scheduling_type]).fetchone()
+        return row if row is not None else (None, None)
+
     def latest_account(self) -> dict:
         """The latest value of each account-wide figure (`account_observed` events)."""
         with self._con.cursor() as cursor:

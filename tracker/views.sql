@@ -170,24 +170,37 @@ SELECT pool_uuid, hour,
 FROM hours WHERE least(t2, hour + INTERVAL 1 HOUR) > greatest(t, hour)
 GROUP BY pool_uuid, hour;
 
--- The observed price: euros consumed / running slot-hours between consecutive credits checkpoints, per
--- scheduling type (no price list exists; this is what the account actually paid).
-CREATE OR REPLACE VIEW price_per_slot_hour AS
-WITH credits AS (
-    SELECT pool_uuid, recorded_at AS t, lead(recorded_at) OVER w AS t2, lead(value_new) OVER w - value_new AS euros
-    FROM events WHERE type = 'credits_checkpointed' WINDOW w AS (PARTITION BY pool_uuid ORDER BY seq)
+-- What a slot-hour actually costs and emits on this account, per scheduling type: the euros (credits
+-- checkpoints) and gCO2eq (carbon-facts checkpoints) a pool consumed between two checkpoints, over the
+-- running slot-hours in between. No price list exists; this is what the account paid.
+CREATE OR REPLACE VIEW figures_per_slot_hour AS
+WITH checkpoints AS (
+    SELECT pool_uuid, type, recorded_at AS t, lead(recorded_at) OVER w AS t2,
+           lead(CASE WHEN type = 'credits_checkpointed' THEN value_new ELSE (payload->>'$.carbon_g')::DOUBLE END) OVER w
+           - CASE WHEN type = 'credits_checkpointed' THEN value_new ELSE (payload->>'$.carbon_g')::DOUBLE END AS amount
+    FROM events WHERE type IN ('credits_checkpointed', 'carbon_checkpointed')
+    WINDOW w AS (PARTITION BY pool_uuid, type ORDER BY seq)
 ), slots AS (
     SELECT pool_uuid, "at" AS s, lead("at") OVER (PARTITION BY pool_uuid ORDER BY "at") AS s2, running_slots
     FROM slot_timeline
-), spent AS (
-    SELECT c.pool_uuid, c.euros,
+), spans AS (
+    SELECT c.pool_uuid, c.type, c.amount,
            sum(coalesce(s.running_slots, 0) * date_diff('microsecond', greatest(c.t, s.s), least(c.t2, coalesce(s.s2, c.t2)))
                / 3.6e9) AS slot_hours
-    FROM credits c JOIN slots s ON s.pool_uuid = c.pool_uuid AND s.s < c.t2 AND coalesce(s.s2, c.t2) > c.t
-    WHERE c.t2 IS NOT NULL AND c.euros >= 0
-    GROUP BY c.pool_uuid, c.t, c.euros
+    FROM checkpoints c JOIN slots s ON s.pool_uuid = c.pool_uuid AND s.s < c.t2 AND coalesce(s.s2, c.t2) > c.t
+    WHERE c.t2 IS NOT NULL AND c.amount >= 0
+    GROUP BY c.pool_uuid, c.type, c.t, c.amount
 )
-SELECT coalesce(m.scheduling_type, 'unknown') AS scheduling_type, sum(euros) AS euros, sum(slot_hours) AS slot_hours,
-       sum(euros) / nullif(sum(slot_hours), 0) AS euros_per_slot_hour
-FROM spent LEFT JOIN pool_meta m USING (pool_uuid)
+SELECT coalesce(m.scheduling_type, 'unknown') AS scheduling_type,
+       sum(amount) FILTER (WHERE type = 'credits_checkpointed') AS euros,
+       sum(slot_hours) FILTER (WHERE type = 'credits_checkpointed') AS slot_hours,
+       sum(amount) FILTER (WHERE type = 'credits_checkpointed')
+           / nullif(sum(slot_hours) FILTER (WHERE type = 'credits_checkpointed'), 0) AS euros_per_slot_hour,
+       sum(amount) FILTER (WHERE type = 'carbon_checkpointed') AS gco2eq,
+       sum(amount) FILTER (WHERE type = 'carbon_checkpointed')
+           / nullif(sum(slot_hours) FILTER (WHERE type = 'carbon_checkpointed'), 0) AS gco2eq_per_slot_hour
+FROM spans LEFT JOIN pool_meta m USING (pool_uuid)
 GROUP BY ALL;
+
+CREATE OR REPLACE VIEW price_per_slot_hour AS
+SELECT scheduling_type, euros, slot_hours, euros_per_slot_hour FROM figures_per_slot_hour WHERE euros IS NOT NULL;
