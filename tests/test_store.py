@@ -99,3 +99,16 @@ def test_replaying_the_log_rebuilds_the_live_projection(tmp_path_factory, polls)
     seqs = reopened.frame("SELECT seq FROM events ORDER BY seq").seq.tolist()
     assert reopened.views == live and seqs == list(range(1, len(seqs) + 1))
     reopened.close()
+
+
+def test_a_file_written_by_an_older_version_is_read_with_this_versions_views(tmp_path):
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    Store(path).close()
+    raw = duckdb.connect(str(path))
+    raw.execute("DROP VIEW figures_per_slot_hour CASCADE")      # as if written before that view existed
+    raw.close()
+    reader = Store(path, read_only=True)
+    assert reader.unit_figures("Flex") == (None, None) and reader.frame("SELECT * FROM pool_current").empty
+    reader.close()

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -100,6 +101,8 @@ class Store:
         self.read_only = read_only
         if not read_only:
             self._migrate()
+        else:   # this version's views, over a file an older version may have written: temporary, so nothing is written
+            self._con.execute(VIEWS_SQL.replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW"))
         if sandboxed:
             self._con.execute(f"SET memory_limit = '{_setting(memory_limit)}'")
             self._con.execute(f"SET threads = {int(threads)}")
@@ -190,31 +193,31 @@ class Store:
 
     def last_observed(self) -> datetime | None:
         """When the last successful poll observed the pools: "now", as far as the history knows."""
-        with self._con.cursor() as cursor:   # its own cursor: safe beside the writing poller
+        with self._reader() as cursor:
             return _utc_aware(cursor.execute("SELECT max(finished_at) FROM polls WHERE outcome = 'ok'").fetchone()[0])
 
     def last_event_time(self, pool_uuid: str, event_type: str) -> datetime | None:
-        with self._con.cursor() as cursor:
+        with self._reader() as cursor:
             return _utc_aware(cursor.execute("SELECT max(recorded_at) FROM events WHERE pool_uuid = ? AND type = ?",
                                              [pool_uuid, event_type]).fetchone()[0])
 
     def last_times(self, types: tuple[str, ...]) -> dict[str, datetime]:
         """Each pool's latest event of these types: where a collector left off before a restart."""
-        with self._con.cursor() as cursor:
+        with self._reader() as cursor:
             rows = cursor.execute("SELECT pool_uuid, max(recorded_at) FROM events WHERE type IN (SELECT unnest(?)) "
                                   "AND pool_uuid IS NOT NULL GROUP BY pool_uuid", [list(types)]).fetchall()
         return {uuid: _utc_aware(at) for uuid, at in rows}
 
     def unit_figures(self, scheduling_type: str | None) -> tuple[float | None, float | None]:
         """(euros, gCO2eq) per running slot-hour observed on this account for a scheduling type."""
-        with self._con.cursor() as cursor:
+        with self._reader() as cursor:
             row = cursor.execute("SELECT euros_per_slot_hour, gco2eq_per_slot_hour FROM figures_per_slot_hour "
                                  "WHERE scheduling_type = coalesce(?, 'unknown')", [scheduling_type]).fetchone()
         return row if row is not None else (None, None)
 
     def latest_account(self) -> dict:
         """The latest value of each account-wide figure (`account_observed` events)."""
-        with self._con.cursor() as cursor:
+        with self._reader() as cursor:
             rows = cursor.execute("SELECT payload->>'$.what', arg_max(payload->'$.value', seq)::VARCHAR FROM events "
                                   "WHERE type = 'account_observed' GROUP BY ALL").fetchall()
         return {what: json.loads(value) for what, value in rows}
@@ -254,30 +257,39 @@ class Store:
         return self.views
 
     # -- reading ----------------------------------------------------------------------------------
+    @contextmanager
+    def _reader(self):
+        """A connection of its own beside the writing poller. A read-only store reads on its one connection,
+        where this version's (temporary) views live: temporary views belong to the connection that made them."""
+        if self.read_only:
+            yield self._con
+        else:
+            with self._con.cursor() as cursor:
+                yield cursor
+
     def query(self, sql: str, *, limit: int = 10_000, timeout_seconds: float = 30.0) -> QueryResult:
         """One analyst query, read-only by construction: a read-only transaction on its own connection,
         always rolled back, interrupted at `timeout_seconds`, at most `limit` rows fetched (streamed)."""
         _check_single_read(sql)
-        cursor = self._con.cursor()
-        timer = threading.Timer(timeout_seconds, cursor.interrupt)
-        try:
-            cursor.execute("BEGIN TRANSACTION READ ONLY")
-            timer.start()
-            cursor.execute(sql)
-            columns = [d[0] for d in cursor.description or ()]
-            rows = cursor.fetchmany(limit + 1) if columns else []
-        except duckdb.InterruptException:
-            raise QueryRefused(f"query stopped at its time limit ({timeout_seconds:g} s): narrow it with WHERE or "
-                               "LIMIT, or raise sql.timeout_seconds") from None
-        except duckdb.Error as exc:
-            raise QueryRefused(f"SQL error: {_first_line(exc)}") from None
-        finally:
-            timer.cancel()
+        with self._reader() as cursor:
+            timer = threading.Timer(timeout_seconds, cursor.interrupt)
             try:
-                cursor.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            cursor.close()
+                cursor.execute("BEGIN TRANSACTION READ ONLY")
+                timer.start()
+                cursor.execute(sql)
+                columns = [d[0] for d in cursor.description or ()]
+                rows = cursor.fetchmany(limit + 1) if columns else []
+            except duckdb.InterruptException:
+                raise QueryRefused(f"query stopped at its time limit ({timeout_seconds:g} s): narrow it with WHERE "
+                                   "or LIMIT, or raise sql.timeout_seconds") from None
+            except duckdb.Error as exc:
+                raise QueryRefused(f"SQL error: {_first_line(exc)}") from None
+            finally:
+                timer.cancel()
+                try:
+                    cursor.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
         return QueryResult(columns, rows[:limit], len(rows) > limit, limit)
 
     def frame(self, sql: str, limit: int = 1_000_000) -> pd.DataFrame:
@@ -287,13 +299,13 @@ class Store:
 
     def history(self, pool_uuid: str, since: datetime | None = None) -> pd.DataFrame:
         """A pool's step-function history, one row per change, for policies and back-testing."""
-        with self._con.cursor() as cursor:   # the window is cut in SQL: a year of history is not loaded for a week
+        with self._reader() as cursor:   # the window is cut in SQL: a year of history is not loaded for a week
             return cursor.execute('SELECT * EXCLUDE (pool_uuid) FROM pool_history WHERE pool_uuid = ? '
                                   'AND "at" >= coalesce(?::TIMESTAMP, "at") ORDER BY "at"',
                                   [pool_uuid, _utc_naive(since)]).fetch_df()
 
     def polls(self) -> pd.DataFrame:
-        with self._con.cursor() as cursor:
+        with self._reader() as cursor:
             return cursor.execute("SELECT * FROM polls ORDER BY poll_id").fetch_df()
 
     def export_parquet(self, directory: str | Path) -> list[Path]:
@@ -301,12 +313,11 @@ class Store:
         (on a store opened with `sandboxed=False`: a sandboxed database writes no files)."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        cursor = self._con.cursor()
-        for table, column in (("events", "recorded_at"), ("polls", "started_at")):
-            target = str(out / table).replace("'", "''")
-            cursor.execute(f"COPY (SELECT *, CAST({column} AS DATE) AS date FROM {table}) TO '{target}' "
-                           "(FORMAT PARQUET, PARTITION_BY (date), OVERWRITE_OR_IGNORE)")
-        cursor.close()
+        with self._reader() as cursor:
+            for table, column in (("events", "recorded_at"), ("polls", "started_at")):
+                target = str(out / table).replace("'", "''")
+                cursor.execute(f"COPY (SELECT *, CAST({column} AS DATE) AS date FROM {table}) TO '{target}' "
+                               "(FORMAT PARQUET, PARTITION_BY (date), OVERWRITE_OR_IGNORE)")
         return sorted(out.rglob("*.parquet"))
 
     def size_bytes(self) -> int:
