@@ -1,6 +1,6 @@
 """Analyst SQL never holds up scrapes, health or polls, and a huge result costs little memory.
 
-    python benchmarks/bench_admin_isolation.py [--pools 200]
+    python benchmarks/bench_admin_isolation.py [--pools 200] [--threads N]
 
 Runs the emulator and the daemon in this process (HTTP on 127.0.0.1), then measures in one run:
 - `/metrics` and `/healthz` latency idle (the baseline) and while a CPU-heavy analyst query runs until
@@ -42,12 +42,13 @@ def latencies(url: str, n: int, stop: threading.Event | None = None) -> list[flo
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pools", type=int, default=200)
+    parser.add_argument("--threads", type=int, help="DuckDB threads (sql.threads; default: the config's)")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, \
             Emulator.running(pools=opts.pools, seed=1, speed=60.0, token="bench-token-1") as emu:
         config, _ = load_config(env={}, overrides={
             "api.url": emu.url, "store.path": str(Path(tmp) / "b.duckdb"), "http.port": 0, "advisor.enabled": False,
-            "costs.enabled": False, "poll.interval_seconds": 3600, "sql.timeout_seconds": 5})
+            "costs.enabled": False, "poll.interval_seconds": 3600, "sql.timeout_seconds": 5, "sql.threads": opts.threads})
         daemon = Daemon(config, emu.token, admin_token=ADMIN)
         daemon.start()
         try:

@@ -68,7 +68,7 @@ class Sql(_Section):
     max_rows: int = Field(100_000, ge=1, le=10_000_000)
     concurrency: int = Field(2, ge=1, le=64)
     memory_limit: str = Field("1GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
-    threads: int = Field(2, ge=1, le=256)
+    threads: int = Field(1, ge=1, le=256)
 
 
 class Costs(_Section):
