@@ -219,7 +219,8 @@ def config_show(config_path):
               "at its sql.max_rows. A cut result says so on stderr.")
 def sql(query, config_path, db, url, fmt, limit):
     """Run one read-only SQL query over the history (views: pool_current, state_intervals, slot_timeline,
-    core_timeline, core_seconds_hourly, observation_gaps, pool_history; tables: events, polls).
+    core_timeline, core_seconds_hourly, observation_gaps, pool_history, pool_meta, cost_hourly, carbon_hourly,
+    figures_per_slot_hour, price_per_slot_hour; tables: events, polls).
 
     Read-only by construction: no writes, files, network or settings, a time limit (sql.timeout_seconds).
     The daemon and its admin token are found as the daemon finds them (--config, POOL_TRACKER_* env,
