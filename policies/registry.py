@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 
-from policies.frontier import Progress
+from policies.frontier import Progress, describe
 from policies.idle_headroom import idle_headroom
 from policies.percentiles import percentiles
 from policies.recommendation import HOLDOUT_MAX_SECONDS, HOLDOUT_SHARE, Demand, Recommendation, holdout
@@ -41,4 +42,18 @@ def advise(name: str, demand: Demand, current, *, share: float = HOLDOUT_SHARE,
     policy = POLICIES[name]
     kwargs = {"progress": progress} if progress is not None and "progress" in inspect.signature(policy).parameters \
         else {}
-    return policy(holdout(demand, share, max_seconds), current_for(name, current), **kwargs)
+    return do_no_harm(policy(holdout(demand, share, max_seconds), current_for(name, current), **kwargs))
+
+
+def do_no_harm(rec: Recommendation) -> Recommendation:
+    """No policy recommends what breaks the SLO on the held-out window while the current sizing keeps it
+    there: the pool keeps its sizing, and the reason says why (search already chooses this way)."""
+    slo, now, new = rec.evidence.get("slo_seconds"), rec.evidence.get("current"), rec.evidence.get("recommended")
+    if rec.settings is None or slo is None or not now or not new:
+        return rec
+    if new["wait_p95_seconds"] <= slo or now["wait_p95_seconds"] > slo:
+        return rec
+    return replace(rec, settings=None, reason_code="would_break_slo",
+                   reason=f"{rec.policy} proposed {describe(rec.settings)}, but on the held-out window its p95 wait "
+                          f"({new['wait_p95_seconds']:.0f} s) breaks the SLO ({slo:.0f} s) that the current sizing keeps "
+                          f"({now['wait_p95_seconds']:.0f} s): keep the current sizing")

@@ -300,3 +300,17 @@ def test_a_weekly_schedule_for_a_pool_still_on_elastic_settings_is_refused_unles
             assert decision.code == code, decision
             store.close()
         assert pool.scaling is not None and Scaling(pool.scaling.policies) == schedule
+
+
+def test_no_policy_recommends_breaking_an_slo_the_current_sizing_keeps():
+    from policies.registry import do_no_harm
+
+    harmful = _rec(ElasticSettings(0, 2, 0, 0, 1.0, 90), {"slot_hours": 100.0, "wait_p95_seconds": 120.0},
+                   {"slot_hours": 60.0, "wait_p95_seconds": 900.0})
+    harmful.evidence["slo_seconds"] = 300.0
+    kept = do_no_harm(harmful)
+    assert kept.settings is None and kept.reason_code == "would_break_slo" and "900 s" in kept.reason
+    both_break = _rec(ElasticSettings(0, 2, 0, 0, 1.0, 90), {"slot_hours": 100.0, "wait_p95_seconds": 600.0},
+                      {"slot_hours": 60.0, "wait_p95_seconds": 900.0})
+    both_break.evidence["slo_seconds"] = 300.0
+    assert do_no_harm(both_break) is both_break          # nothing keeps it: the policy's own answer stands
