@@ -1,6 +1,7 @@
 """Costs, carbon and account figures: parsing the API's answers, when figures are due, and the collector
 beside the state poll (a slow carbon endpoint never delays a poll; one pool's failure costs no other)."""
 import asyncio
+import json
 import math
 import threading
 import time
@@ -185,7 +186,18 @@ def test_recorded_euros_and_energy_agree_with_the_emulator_within_one_percent(tm
         assert "flex" in quotas and daemon.costs.account["account_credits"] > 0
         hourly = daemon.store.frame("SELECT sum(euros) AS e FROM cost_hourly").e[0]
         assert hourly > 0 and daemon.store.frame("SELECT count(*) AS n FROM price_per_slot_hour").n[0] >= 1
+        busiest = max(daemon.store.views.values(), key=lambda v: v.credits_euros or 0)
+        price = daemon.store.unit_figures(busiest.scheduling_type)[0]
+        billed = {"Flex": 0.10, "OnDemand": 0.20, "Reserved": 0.16}[busiest.scheduling_type]   # the emulator's prices
+        assert price == pytest.approx(billed, rel=0.05)        # observed from credits and running slots alone
         daemon.store.close()
+        from tracker.backtest_cmd import run_backtest
+        from tracker.client import Target
+
+        out = json.loads(run_backtest(trace_path=None, pool=busiest.uuid, target=Target(None, tmp_path / "e.duckdb"),
+                                      settings_texts=(), policies=(), startup_delay=60.0, slo=300.0,
+                                      cores_per_slot=None, fmt="json", plot_path=None))
+        assert all(row["euros"] == pytest.approx(row["slot_hours"] * price) for row in out["results"])
     assert checked >= 10
 
 

@@ -279,7 +279,8 @@ def full_demand(trace: Trace, start, end, startup_delay, slo, budget=None) -> De
 
 
 def run_backtest(*, trace_path, pool, target=None, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt,
-                 plot_path, budget=None, holdout_share=HOLDOUT_SHARE, frontier_plot=None, progress=None) -> str:
+                 plot_path, budget=None, holdout_share=HOLDOUT_SHARE, frontier_plot=None, progress=None,
+                 price=None, carbon=None) -> str:
     trace, start, end, current, source = load_trace(trace_path, pool, target)
     if not trace.arrivals:
         raise TraceError(f"{source} has no task arrivals to replay")
@@ -302,6 +303,14 @@ def run_backtest(*, trace_path, pool, target=None, settings_texts, policies, sta
                                 cores_per_slot=cores_per_slot, progress=bar, epoch=held.time_zero)
     finally:
         bar.close()
+    if pool:
+        observed = unit_figures(pool, target)
+        price, carbon = (price if price is not None else observed[0]), (carbon if carbon is not None else observed[1])
+    for scores in (table, held_table):    # slot-hours in euros and grams, at the price and intensity given or seen
+        if price is not None:
+            scores["euros"] = scores["slot_hours"] * price
+        if carbon is not None:
+            scores["gco2eq"] = scores["slot_hours"] * carbon
     if plot_path:
         hours = (next(iter(runs.values())).end - next(iter(runs.values())).start) / 3600
         plot(runs, plot_path, table, f"{source}: demand and supply over {hours:.1f} h", slo)
@@ -331,6 +340,14 @@ def run_backtest(*, trace_path, pool, target=None, settings_texts, policies, sta
     for label, ev in with_frontier:
         lines += ["", f"{label}: cost/wait frontier (* = chosen, off the frontier)", frontier_table(ev)]
     return "\n".join(lines)
+
+
+def unit_figures(pool: str, target: Target) -> tuple[float | None, float | None]:
+    """(euros, gCO2eq) per slot-hour this account paid and emitted for the pool's scheduling type."""
+    rows = run_query("SELECT f.euros_per_slot_hour, f.gco2eq_per_slot_hour FROM figures_per_slot_hour f JOIN pool_meta m "
+                     "ON coalesce(m.scheduling_type, 'unknown') = f.scheduling_type "
+                     f"WHERE m.pool_uuid = '{pool.replace(chr(39), '')}'", target, limit=1).rows
+    return tuple(rows[0]) if rows else (None, None)
 
 
 def _when(t: float, demand: Demand) -> str:

@@ -348,6 +348,10 @@ def pool_uuid(target, given):
               help="Share of the trace (at most its last week) kept aside: policies choose on the older part and "
                    "every candidate is also scored on this held-out window.")
 @click.option("--cores-per-slot", type=click.IntRange(min=1), help="Also report core-hours (cores per slot, >= 1).")
+@click.option("--price", type=click.FloatRange(min=0), help="Euros per slot-hour, to report euros (--pool: the "
+              "price this account paid, when credits have been collected).")
+@click.option("--carbon", type=click.FloatRange(min=0), help="gCO2eq per slot-hour, to report grams (--pool: what "
+              "this account's carbon facts show).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), callback=lambda ctx, param, value: writable_file(value),
               help="Write demand vs supply to this PNG (its folder must exist).")
@@ -355,7 +359,7 @@ def pool_uuid(target, given):
               help="Write the cost/wait frontier of --policy search (held-out window, with the current and the "
                    "recommended points) to this PNG.")
 def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, startup_delay, slo, budget, holdout_share,
-             cores_per_slot, fmt, plot_path, frontier_plot):
+             cores_per_slot, price, carbon, fmt, plot_path, frontier_plot):
     """Score elastic settings or scaling documents against real demand: cost (slot-hours), waits and
     elasticity metrics, side by side with baselines (static at peak, SDK defaults with max at peak, the
     pool's current), on the whole trace and on its held-out recent window; policies choose out of sample,
@@ -374,7 +378,7 @@ def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, s
         click.echo(run_backtest(trace_path=trace_path, pool=pool, target=target,
                                 settings_texts=settings_texts, policies=policies, startup_delay=startup_delay, slo=slo,
                                 cores_per_slot=cores_per_slot, fmt=fmt, plot_path=plot_path, budget=budget,
-                                holdout_share=holdout_share, frontier_plot=frontier_plot))
+                                holdout_share=holdout_share, frontier_plot=frontier_plot, price=price, carbon=carbon))
     except (TraceError, InvalidSettings, QueryRefused, StoreError, DaemonError) as exc:
         fail(str(exc))
 
