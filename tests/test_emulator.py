@@ -5,6 +5,7 @@ import pytest
 from policies.settings import ElasticSettings
 from tracker.config import load_config
 from tracker.daemon import Daemon
+from helpers import HandClock
 from tracker.emulator import Emulator
 from tracker.emulator.cluster import Cluster
 from tracker.emulator.documents import pool_document
@@ -71,14 +72,6 @@ def test_the_daemon_tracks_only_the_selected_pools(tmp_path):
         expected = {u for u, p in emu.cluster.pools.items() if "bursty" in p.tags and p.labels["env"] == "prod"}
         assert expected and set(daemon.store.views) == expected
         daemon.store.close()
-
-
-class HandClock:
-    def __init__(self, now=1_800_000_000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 def api(emu):

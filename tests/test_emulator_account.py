@@ -4,11 +4,11 @@ Every test runs the emulator on a clock it moves by hand, so "hours later" costs
 """
 import httpx
 import pytest
-import qarnot
 from qarnot.exceptions import NotEnoughCreditsException, QarnotGenericException
 from qarnot.project import Project as SdkProject
 from qarnot.scheduling_type import OnDemandScheduling
 
+from helpers import HandClock, connect
 from tracker.emulator import Budget, Emulator, Limit, Prices, Project, Quotas
 from tracker.emulator.billing import carbon_facts, integrate_truth
 from tracker.emulator.quotas import QUOTA_ERROR_CODE, UNLIMITED
@@ -18,18 +18,6 @@ FACT_KEYS = {"total_consumed_energy_Wh", "total_energy_it_Wh", "total_reused_ene
              "equivalent_datacenter_name", "equivalent_DC_carbon_footprint", "saved_carbon_footprint_compute",
              "saved_carbon_footprint_heat", "saved_carbon_footprint_compute_heat", "saved_carbon_footprint_percent",
              "PUE", "ERE", "ERF", "WUE"}
-
-
-class HandClock:
-    def __init__(self, now=1_800_000_000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-
-def connect(emu):
-    return qarnot.connection.Connection(client_token=emu.token, cluster_url=emu.url)
 
 
 def costs(emu):

@@ -8,21 +8,10 @@ from qarnot.multi_slots_settings import MultiSlotsSettings
 from qarnot.scaling import FixedScalingPolicy, Scaling, TimePeriodAlways
 from qarnot.scheduling_type import OnDemandScheduling
 
+from helpers import HandClock, connect
 from tracker.emulator import Emulator
 
 HOUR = 3600.0
-
-
-class HandClock:
-    def __init__(self, now=1_800_000_000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-
-def connect(emu):
-    return qarnot.connection.Connection(client_token=emu.token, cluster_url=emu.url)
 
 
 @pytest.fixture

@@ -49,10 +49,7 @@ def account_routes(cluster, account, json_response) -> list[Route]:
     ledger = account.ledger
 
     def find(request):
-        pool = cluster.pool(request.path_params["uuid"])
-        if pool is None:
-            raise LookupError(f"pool {request.path_params['uuid']} not found")
-        return pool
+        return cluster.require(request.path_params["uuid"])
 
     async def pool_credits(request):
         with cluster.lock:

@@ -112,10 +112,7 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
                               "isTruncated": next_token is not None})
 
     def find(request):
-        pool = cluster.pool(request.path_params["uuid"])
-        if pool is None:
-            raise LookupError(f"pool {request.path_params['uuid']} not found")
-        return pool
+        return cluster.require(request.path_params["uuid"])
 
     async def pool_endpoint(request):
         pool = find(request)

@@ -240,6 +240,13 @@ class Cluster:
                 pool.fed_until = horizon
         pool.model.advance(until)
 
+    def require(self, pool_id: str) -> EmulatedPool:
+        """The pool, or LookupError (the API's 404)."""
+        pool = self.pool(pool_id)
+        if pool is None:
+            raise LookupError(f"pool {pool_id} not found")
+        return pool
+
     def pool(self, pool_id: str, now: float | None = None) -> EmulatedPool | None:
         with self.lock:
             now = self.clock() if now is None else now
