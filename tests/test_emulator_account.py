@@ -4,6 +4,7 @@ Every test runs the emulator on a clock it moves by hand, so "hours later" costs
 """
 import httpx
 import pytest
+import qarnot
 from qarnot.exceptions import NotEnoughCreditsException, QarnotGenericException
 from qarnot.project import Project as SdkProject
 from qarnot.scheduling_type import OnDemandScheduling
