@@ -117,7 +117,7 @@ class SlowCarbonApi:
 
 
 def test_a_slow_carbon_endpoint_never_delays_the_state_poll_and_one_bad_pool_costs_no_other(tmp_path):
-    api = SlowCarbonApi(pools=6, carbon_delay=2.0)
+    api = SlowCarbonApi(pools=6, carbon_delay=5.0)
     api.server.start()
     try:
         config, _ = load_config(env={}, overrides={
@@ -134,7 +134,7 @@ def test_a_slow_carbon_endpoint_never_delays_the_state_poll_and_one_bad_pool_cos
         assert daemon.poll().ok                              # while carbon facts are still on their way
         poll_seconds = time.perf_counter() - started
         collecting.join()
-        assert poll_seconds < 1.0, poll_seconds
+        assert poll_seconds < 2.5, poll_seconds          # it did not wait for the 5 s carbon answers
         figures = daemon.store.frame("SELECT pool_uuid, type FROM events WHERE type LIKE '%_checkpointed' "
                                      "AND type <> 'execution_checkpointed'")
         assert len(set(figures.pool_uuid)) == 3 and "p0" not in set(figures.pool_uuid)   # 4 due, p0 failed
