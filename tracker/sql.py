@@ -9,11 +9,8 @@ from decimal import Decimal
 import orjson
 import pandas as pd
 
-from tracker.client import DaemonError, Target, ask, expect, open_store  # noqa: F401 (DaemonError: re-exported)
+from tracker.client import Target, ask, expect, open_store
 from tracker.store import QueryRefused, QueryResult, Store
-
-FORMATS = ("table", "csv", "json")
-
 
 def handle_sql_request(store: Store, body: bytes, *, default_rows: int, max_rows: int,
                        timeout_seconds: float) -> tuple[int, bytes]:
