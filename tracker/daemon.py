@@ -208,6 +208,7 @@ class Daemon:
         costs = self.config.costs
         if costs.enabled:   # each its own job: a slow figures endpoint never delays a poll
             self.scheduler.add_job(self.collect, "interval", args=["pools"], seconds=costs.run_every_seconds,
+                                   next_run_time=datetime.now(timezone.utc) + timedelta(seconds=2),
                                    max_instances=1, coalesce=True, misfire_grace_time=None)
             self.scheduler.add_job(self.collect, "interval", args=["account"], seconds=costs.account_interval_seconds,
                                    next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1),
