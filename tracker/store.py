@@ -273,9 +273,10 @@ class Store:
         _check_single_read(sql)
         with self._reader() as cursor:
             timer = threading.Timer(timeout_seconds, cursor.interrupt)
+            timer.daemon = True          # never holds up the process's exit (Ctrl-C mid-query)
             try:
-                cursor.execute("BEGIN TRANSACTION READ ONLY")
                 timer.start()
+                cursor.execute("BEGIN TRANSACTION READ ONLY")
                 cursor.execute(sql)
                 columns = [d[0] for d in cursor.description or ()]
                 rows = cursor.fetchmany(limit + 1) if columns else []
