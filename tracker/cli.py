@@ -285,6 +285,10 @@ def pools(config_path, db, url, fmt, policy, watch, every):
     target = target_for(config, url)
     policy = policy or config.advisor.commit_policy
     _check_policy(policy)
+    if watch:   # Ctrl-C stops it even where the parent left SIGINT ignored (a job started with & in a script)
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while True:
             try:
