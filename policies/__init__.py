@@ -12,6 +12,8 @@ def _load_model_source_if_binary_is_stale() -> None:
     """`pip install -e .` compiles model.py in place (setup.py). Once model.py is edited that binary
     is stale and Python would still load it, silently running the old model: load the source instead."""
     here = Path(__file__).parent
+    if not (here.parent / "setup.py").exists():
+        return      # an installed copy (pip install .): its files' times say nothing about edits
     source, binaries = here / "model.py", list(here.glob("model.*.so"))
     if binaries and source.stat().st_mtime > min(binary.stat().st_mtime for binary in binaries):
         spec = importlib.util.spec_from_file_location(f"{__name__}.model", source)

@@ -309,9 +309,22 @@ def test_the_installed_model_is_compiled():
 def test_an_edited_model_runs_from_source_not_from_its_stale_binary(tmp_path):
     package = Path(policies.__file__).parent
     shutil.copytree(package, tmp_path / "policies", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "setup.py").write_text("")                         # a source checkout, as with `pip install -e .`
     edited = tmp_path / "policies" / "model.py"
     edited.write_text(edited.read_text() + "\nEDITED = True\n")   # newer than the binary beside it
     out = subprocess.run([sys.executable, "-c", "import policies.model as m; print(m.EDITED, m.__file__)"],
                          cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", str(edited)]
     assert "run `pip install -e .` again" in out.stderr
+
+
+def test_an_installed_copy_trusts_its_binary_whatever_the_files_times(tmp_path):
+    """pip install . (no setup.py beside the package): file times come from the wheel, not from edits."""
+    package = Path(policies.__file__).parent
+    if not list(package.glob("model.*.so")):
+        pytest.skip("the model is not compiled here")
+    shutil.copytree(package, tmp_path / "policies", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "policies" / "model.py").touch()                  # newer than the binary
+    out = subprocess.run([sys.executable, "-c", "import policies.model as m; print(m.__file__)"],
+                         cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith(".so") and "pip install" not in out.stderr
