@@ -27,12 +27,13 @@ from tracker.daemon import Daemon
 TOKEN = "bench-token-1"
 
 
-def emulator(pools: int) -> tuple[subprocess.Popen, str]:
+def emulator_process(options: list[str]) -> tuple[subprocess.Popen, str]:
+    """`pool-tracker emulator` in its own process on a free port, once it answers."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tracker", "emulator", "--port", str(port), "--pools", str(pools),
-                             "--seed", "1", "--speed", "60", "--token", TOKEN], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "tracker", "emulator", "--port", str(port), "--seed", "1",
+                             "--token", TOKEN, *options], stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     while True:
         try:
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--pools", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     opts = parser.parse_args()
-    proc, url = emulator(opts.pools)
+    proc, url = emulator_process(["--pools", str(opts.pools), "--speed", "60"])
     with tempfile.TemporaryDirectory() as tmp:
         config, _ = load_config(env={}, overrides={
             "api.url": url, "api.clock": "server", "store.path": str(Path(tmp) / "b.duckdb"), "http.port": 0,

@@ -29,11 +29,16 @@ from policies.scaling import Scaling
 from policies.settings import ElasticSettings
 from tracker import commits as commit_rules, costs
 from tracker.logs import REDACTED
-from tracker.parse import BadDocument, parse_pool
-from tracker.snapshot import PoolSnapshot, Unreadable
+from tracker.parse import FIELDS_READ, BadDocument, parse_pool
+from tracker.snapshot import FINISHED, PoolSnapshot, Unreadable
 
 DEFAULT_URL = "https://api.qarnot.com"
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+LIVE_FILTER = {"operator": "NotIn", "field": "State", "value": list(FINISHED)}
+SELECTED = [name[0].upper() + name[1:] for name in FIELDS_READ]   # the filters' spelling: "State", "Tags"
+ALWAYS_SENT = {"uuid", "state", "instanceCount", "runningInstanceCount", "runningCoreCount",
+               "queuedOrRunningTaskInstancesCount"}
+SEARCH_LIMIT = 5000
 
 
 class ApiError(Exception):
@@ -95,7 +100,7 @@ class QarnotClient:
     def __init__(self, base_url: str, token: str, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, retry: RetryPolicy = RetryPolicy(),
                  on_retry: Callable[[str], None] | None = None, page_size: int = 1000,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, select_fields: bool = True) -> None:
         if not token:
             raise AuthError("no API token: set QARNOT_CLIENT_TOKEN or the config's token_file")
         self.base_url = base_url.rstrip("/")
@@ -106,6 +111,9 @@ class QarnotClient:
         self.listing_deadline = 10 * timeout    # a whole listing, however many pages
         self._secret = token
         self.server_time: datetime | None = None  # the API's clock, from its last answer
+        self.bytes_received = 0                   # answer bytes as they came over the wire, for the metrics
+        self.select_fields = select_fields
+        self.search_refused: str | None = None    # why live listings page full documents instead of searching
 
     @classmethod
     def from_env(cls, **overrides) -> "QarnotClient":
@@ -117,16 +125,22 @@ class QarnotClient:
         return cls(**kwargs)
 
     # -- reads ----------------------------------------------------------------------------------
-    def list_pools(self, tags: Sequence[str] = ()) -> list[PoolSnapshot | Unreadable]:
-        """Every pool, following `nextToken` while `isTruncated` (the SDK's `all_pools`). A document the
-        tracker cannot read comes back as `Unreadable` in its place: one bad pool never hides the others."""
+    def list_pools(self, tags: Sequence[str] = (), *, live_only: bool = False) -> list[PoolSnapshot | Unreadable]:
+        """Every pool (`live_only`: every pool not finished), following `nextToken` while `isTruncated`, as
+        the SDK's `all_pools` does. A document the tracker cannot read comes back as `Unreadable` in its
+        place: one bad pool never hides the others."""
+        wanted = _all_of(_tags_filter(tags), LIVE_FILTER if live_only else None)
+        if live_only and self.select_fields and not self.search_refused:
+            found = self._search_pools(wanted)
+            if found is not None:
+                return found
         pools, token, seen_tokens = [], None, set()
         deadline = time.monotonic() + self.listing_deadline
         while True:
             if time.monotonic() > deadline:
                 raise ApiUnavailable(f"listing pools took over {self.listing_deadline:g} s ({len(seen_tokens) + 1} "
                                      "pages): the API keeps paging; check the service, or raise api.timeout_seconds")
-            body = {"filter": _tags_filter(tags), "token": token, "maximumResults": self.page_size}
+            body = {"filter": wanted, "token": token, "maximumResults": self.page_size}
             page = self._json("POST", "/pools/paginate", json=body)
             data = page.get("data") if isinstance(page, dict) else None
             if not isinstance(data, list):
@@ -138,6 +152,35 @@ class QarnotClient:
             if token in seen_tokens:
                 raise MalformedResponse("pool pages loop: the API repeated a page token")
             seen_tokens.add(token)
+
+    def _search_pools(self, wanted: dict) -> list[PoolSnapshot | Unreadable] | None:
+        """The matching pools with only the fields the tracker reads, in one request (`POST /pools/search`
+        has no pages). None, and never again for this client, when the answer could be cut short or is
+        not what was asked (refused, not a list, a document without its counts): the caller then pages
+        full documents. A document missing a count would otherwise read as a pool that lost its slots."""
+        body = {"filter": wanted, "select": SELECTED, "maximumResults": SEARCH_LIMIT}
+        try:
+            found = self._json("POST", "/pools/search", json=body)
+        except (AuthError, ApiUnavailable):
+            raise
+        except ApiError as exc:
+            self.search_refused = f"POST /pools/search refused ({exc})"
+            return None
+        if not isinstance(found, list) or len(found) >= SEARCH_LIMIT:
+            self.search_refused = ("POST /pools/search answered no list" if not isinstance(found, list) else
+                                   f"over {SEARCH_LIMIT} live pools: one search cannot hold them")
+            return None
+        if not all(isinstance(doc, dict) and ALWAYS_SENT <= doc.keys() for doc in found):
+            self.search_refused = "POST /pools/search left out fields it was asked for"
+            return None
+        return [_parse(doc) for doc in found]
+
+    def lookup_pool(self, uuid: str) -> PoolSnapshot | Unreadable | None:
+        """One pool as `list_pools` would give it; None when the API no longer knows it (404)."""
+        try:
+            return _parse(self.get_pool_document(uuid))
+        except PoolNotFound:
+            return None
 
     def get_pool_document(self, uuid: str) -> dict:
         doc = self._json("GET", f"/pools/{uuid}")
@@ -243,6 +286,7 @@ class QarnotClient:
         except httpx.TransportError as exc:
             raise _Transient("connect", f"cannot reach {self.base_url} ({type(exc).__name__})") from None
         self.server_time = _server_time(response) or self.server_time
+        self.bytes_received += response.num_bytes_downloaded
         status = response.status_code
         if status < 400:
             return response
@@ -271,6 +315,11 @@ def _parse(doc: object) -> PoolSnapshot | Unreadable:
     except BadDocument as exc:
         uuid = doc.get("uuid") if isinstance(doc, dict) else None
         return Unreadable(uuid if isinstance(uuid, str) and 0 < len(uuid) <= 200 else None, str(exc)[:500])
+
+
+def _all_of(*filters: dict | None) -> dict | None:
+    chosen = [f for f in filters if f is not None]
+    return None if not chosen else chosen[0] if len(chosen) == 1 else {"operator": "And", "filters": chosen}
 
 
 def _tags_filter(tags: Sequence[str]) -> dict | None:

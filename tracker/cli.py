@@ -113,6 +113,8 @@ def main() -> None:
 @click.option("--port", default=8780, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--pools", default=20, show_default=True, type=click.IntRange(min=0), help="Pools in the emulated cluster.")
+@click.option("--finished", default=0, show_default=True, type=click.IntRange(min=0),
+              help="More pools, which ran and ended (Closed, some Failure) before the start: a big account's history.")
 @click.option("--seed", default=0, show_default=True, help="Seed for pools, workloads and faults.")
 @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Simulated seconds per real second (> 0).")
@@ -124,7 +126,7 @@ def main() -> None:
               help="Inject faults, e.g. --fault server_errors=0.1 --fault rate_limited=0.05 "
                    "--fault latency_seconds=0.2 --fault malformed_json=0.01 --fault truncated_pages=0.01 "
                    "--fault dropped_connections=0.01 --fault token_invalid_after=1000.")
-def emulator(port, host, pools, seed, speed, token, startup_delay, faults):
+def emulator(port, host, pools, finished, seed, speed, token, startup_delay, faults):
     """Serve the Qarnot API emulator: pools evolving under simulated work."""
     from tracker.emulator import Emulator, Faults
 
@@ -133,8 +135,8 @@ def emulator(port, host, pools, seed, speed, token, startup_delay, faults):
     except ValueError as exc:
         raise click.BadParameter(f"{exc}; write NAME=NUMBER", param_hint="--fault")
     emu = Emulator(pools=pools, seed=seed, speed=speed, token=token, host=host, port=port, faults=plan,
-                   startup_delay=startup_delay)
-    click.echo(f"Qarnot API emulator on http://{host}:{port} with {pools} pools at {speed}x "
+                   startup_delay=startup_delay, finished=finished)
+    click.echo(f"Qarnot API emulator on http://{host}:{port} with {pools} pools ({finished} more finished) at {speed}x "
                f"(QARNOT_CLUSTER_URL=http://{host}:{port}; send the token you set with --token). Ctrl-C stops.")
     emu.serve_forever()
 

@@ -39,6 +39,8 @@ class Poll(_Section):
     interval_seconds: float = Field(30.0, ge=1, le=3600)
     jitter_seconds: float = Field(2.0, ge=0, le=60)
     failure_backoff_max_seconds: float = Field(300.0, ge=1, le=3600)
+    full_sweep_seconds: float = Field(900.0, ge=0, le=86400)   # 0: every poll lists every pool
+    select_fields: bool = True     # live polls ask only for the fields the tracker reads (POST /pools/search)
 
 
 class Select(_Section):

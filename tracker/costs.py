@@ -8,6 +8,7 @@ import math
 from datetime import datetime
 
 from tracker.events import Event
+from tracker.snapshot import FINISHED
 
 CARBON_FIELDS = {   # the API's snake_case keys -> ours
     "total_consumed_energy_Wh": "energy_wh", "total_energy_it_Wh": "energy_it_wh",
@@ -92,6 +93,6 @@ def due_for_figures(state: str | None, state_since: datetime | None, last: datet
     """Hourly (or `every_seconds`) while a pool lives; once more when it has ended, then never again."""
     if last is None:
         return True
-    if state in ("Closed", "Failure"):
+    if state in FINISHED:
         return state_since is not None and last < state_since
     return (now - last).total_seconds() >= every_seconds

@@ -21,7 +21,7 @@ from tracker.collect import CostCollector
 from tracker.config import Config, admin_token as load_admin_token
 from tracker.logs import event
 from tracker.metrics import TrackerMetrics
-from tracker.poll import PollResult, poll_once, server_clock, utc_now
+from tracker.poll import PollResult, Sweeps, poll_once, server_clock, utc_now
 from tracker.serve import ThreadedServer
 from tracker.store import Store, StoreGone
 from tracker.web import build_web_apps
@@ -92,11 +92,13 @@ class Daemon:
         self.config = config
         self.metrics = TrackerMetrics(lambda: list(self.store.views.values()), db_size=lambda: self.store.size_bytes(),
                                       recommendations=lambda: self.advisor.latest,
-                                      pool_labels=config.metrics.pool_labels)
+                                      pool_labels=config.metrics.pool_labels,
+                                      api_bytes=lambda: self.client.bytes_received)
         # The client first: a missing token is reported before a database file gets created.
         self.client = client or QarnotClient(config.api.url, token, timeout=config.api.timeout_seconds,
                                              page_size=config.api.page_size, on_retry=self.metrics.count_retry,
-                                             retry=RetryPolicy(give_up_after_seconds=config.poll.interval_seconds))
+                                             retry=RetryPolicy(give_up_after_seconds=config.poll.interval_seconds),
+                                             select_fields=config.poll.select_fields)
         for port in (config.http.port, config.http.admin_port):
             _check_port_free(config.http.host, port)   # also before creating a database file
         self.store = store or Store(config.store.path, memory_limit=config.sql.memory_limit, threads=config.sql.threads)
@@ -118,6 +120,8 @@ class Daemon:
                              stall_after=timedelta(seconds=stall_seconds(config)))
         self.stopping = threading.Event()
         self._backoff_until: datetime | None = None
+        self.sweeps = Sweeps(timedelta(seconds=config.poll.full_sweep_seconds))
+        self._search_refusal_told = False
         self._poll_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
         http = config.http
@@ -137,7 +141,9 @@ class Daemon:
             self._poll_idle.clear()
             try:
                 result = poll_once(self.client, self.store, tags=selection.tags, clock=self.clock,
-                                   keep=lambda s: all((k, v) in s.labels for k, v in selection.labels.items()))
+                                   keep=lambda s: all((k, v) in s.labels for k, v in selection.labels.items()),
+                                   live_only=self.sweeps.live_only(self.clock()))
+                self.sweeps.record(result, self.clock())
             except StoreGone as exc:
                 self.fatal = str(exc)
                 event(logging.ERROR, self.fatal)
@@ -153,10 +159,14 @@ class Daemon:
             return result               # abandoned by shutdown: not the API's fault, not worth a line
         self.health.record(result, utc_now())
         self.metrics.observe_poll(result, time.time())
+        if self.client.search_refused and not self._search_refusal_told:
+            self._search_refusal_told = True
+            event(logging.WARNING, f"live polls page full documents from now on: {self.client.search_refused}")
         if result.ok:
             self._backoff_until = None
             event(logging.INFO, "poll ok", poll=result.poll_id, pools=result.pools_seen,
-                  events=result.events_written, seconds=round(result.duration_seconds, 3))
+                  events=result.events_written, seconds=round(result.duration_seconds, 3),
+                  listed="all" if result.complete else "live")
         else:
             delay = max(backoff_seconds(self.health.consecutive_failures, self.config.poll.interval_seconds,
                                         self.config.poll.failure_backoff_max_seconds), result.retry_after or 0.0)

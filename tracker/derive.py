@@ -7,11 +7,10 @@ hour without a row per pool per poll.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable, Mapping
+from typing import Collection, Iterable, Mapping
 
 from tracker.events import Event, PoolView, meta_payload, scaling_payload, settings_payload
-from tracker.snapshot import Unreadable
-from tracker.snapshot import PoolSnapshot
+from tracker.snapshot import FINISHED, PoolSnapshot, Unreadable
 
 COUNTERS = (  # event type, view field, snapshot field
     ("instances_changed", "running_instances", "running_instance_count"),
@@ -90,10 +89,11 @@ def _new_hour(last: datetime | None, now: datetime) -> bool:
 
 
 def derive_poll(views: Mapping[str, PoolView], snapshots: Iterable[PoolSnapshot], now: datetime,
-                unreadable: Iterable[Unreadable] = ()) -> list[Event]:
-    """Events for a whole successful poll, including pools that vanished since the last one. A pool whose
-    document could not be read is still there: it gets `pool_unreadable` (once per reason), never
-    `pool_vanished`, and its last known state stands."""
+                unreadable: Iterable[Unreadable] = (), gone: Collection[str] | None = None) -> list[Event]:
+    """Events for a whole successful poll. `gone=None`: the listing was complete, so a known pool it lacks
+    has vanished. Otherwise the listing was partial (live pools only) and only the pools in `gone` (the API
+    said 404) vanished: absent from a partial listing is not gone. A pool whose document could not be read
+    is still there: it gets `pool_unreadable` (once per reason), never `pool_vanished`."""
     out: list[Event] = []
     seen = set()
     for snap in snapshots:
@@ -106,6 +106,13 @@ def derive_poll(views: Mapping[str, PoolView], snapshots: Iterable[PoolSnapshot]
         view = views.get(bad.uuid)
         if view is None or view.unreadable != bad.reason:
             out.append(Event("pool_unreadable", bad.uuid, now, now, payload={"reason": bad.reason}))
-    for uuid in views.keys() - seen:
+    vanished = views.keys() - seen if gone is None else (views.keys() & set(gone)) - seen
+    for uuid in vanished:
         out.append(Event("pool_vanished", uuid, now, now))
     return out
+
+
+def unaccounted(views: Mapping[str, PoolView], listed: Collection[str]) -> list[str]:
+    """Pools a live-only listing should have shown but did not: known, not finished, not listed. Each
+    either finished or was deleted since the last poll; only asking for it tells which."""
+    return [uuid for uuid, view in views.items() if view.state not in FINISHED and uuid not in listed]

@@ -248,12 +248,22 @@ class AccountCollector(Collector):
         yield from budgets.values()
 
 
+class _FunctionCounter(Collector):
+    """A counter whose value another object keeps (prometheus_client has gauges of functions only)."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        self.name, self.documentation, self.read = name, documentation, read
+
+    def collect(self):
+        yield CounterMetricFamily(self.name, self.documentation, value=self.read())
+
+
 class TrackerMetrics:
     """The tracker's own health, plus the pool collector, in one registry."""
 
     def __init__(self, views: Callable[[], Iterable[PoolView]], *, db_size: Callable[[], float] = lambda: 0,
                  recommendations: Callable[[], Recommendations] = dict, pool_labels: Iterable[str] = (),
-                 registry: CollectorRegistry | None = None) -> None:
+                 api_bytes: Callable[[], float] = lambda: 0, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)     # process_cpu_seconds_total, process_resident_memory_bytes, open fds...
@@ -265,6 +275,10 @@ class TrackerMetrics:
                                        buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
         self.last_success = Gauge("pool_tracker_last_successful_poll_timestamp_seconds",
                                   "When the last successful poll finished (Unix time).", registry=r)
+        self.full_listings = Counter("pool_tracker_full_listings", "Successful polls that listed every pool, "
+                                     "finished ones included (the others listed live pools only).", registry=r)
+        r.register(_FunctionCounter("pool_tracker_api_received_bytes", "Bytes of API answers received, as they "
+                                    "came over the wire (polls and collectors).", api_bytes))
         self.events = Counter("pool_tracker_events_appended", "Events appended, by type.", ["type"], registry=r)
         self.commits = Counter("pool_tracker_advisor_commits", "Advisor commit decisions, by outcome "
                                "(applied, refused, failed).", ["outcome"], registry=r)
@@ -298,6 +312,8 @@ class TrackerMetrics:
             self.events.labels(kind).inc(count)
         if result.ok:
             self.last_success.set(finished_at)
+            if result.complete:
+                self.full_listings.inc()
 
     def observe_collection(self, what: str, result) -> None:
         self.collections.labels(what, "ok").inc(result.fetched)

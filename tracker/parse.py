@@ -102,6 +102,14 @@ def _time(doc: dict, key: str) -> datetime | None:
         raise BadDocument(f"field {key!r}: {exc}") from None
 
 
+FIELDS_READ = (   # every top-level field parse_pool reads: all a poll needs to ask the API for
+    "uuid", "name", "shortname", "profile", "projectUuid", "tags", "labels", "schedulingType", "state",
+    "previousState", "stateTransitionTime", "previousStateTransitionTime", "creationDate", "lastModified",
+    "instanceCount", "runningInstanceCount", "runningCoreCount", "queuedOrRunningTaskInstancesCount",
+    "totalSlotCapacity", "poolUsage", "multiSlotsSettings", "executionTime", "elasticProperty", "scaling",
+    "errors")
+
+
 def parse_pool(doc: object) -> PoolSnapshot:
     """One pool document -> snapshot, or `BadDocument` naming what is wrong."""
     if not isinstance(doc, dict):

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
 
-from tracker.api import ApiError, QarnotClient, Unreadable
-from tracker.derive import derive_poll
+from tracker.api import ApiError, ApiUnavailable, AuthError, QarnotClient, Unreadable
+from tracker.derive import derive_poll, unaccounted
 from tracker.store import Store, StoreError
+
+
+LOOKUP_LIMIT = 50   # pools a live poll asks for one by one before a full listing is cheaper
 
 
 def utc_now() -> datetime:
@@ -34,6 +37,7 @@ class PollResult:
     events_by_type: Counter = field(default_factory=Counter)
     unreadable: int = 0           # pool documents quarantined this poll
     retry_after: float | None = None
+    complete: bool = True         # every pool was listed (a sweep), not only the live ones
 
     @property
     def ok(self) -> bool:
@@ -44,11 +48,28 @@ class PollResult:
         return sum(self.events_by_type.values())
 
 
+@dataclass
+class Sweeps:
+    """Between full listings (every `every`, and first of all), polls list live pools only: finished pools
+    never change, and the few that finish or go between two polls are asked for one by one."""
+    every: timedelta
+    done_at: datetime | None = None
+
+    def live_only(self, now: datetime) -> bool:
+        return self.done_at is not None and now - self.done_at < self.every
+
+    def record(self, result: "PollResult", now: datetime) -> None:
+        if result.ok and result.complete:
+            self.done_at = now
+
+
 def poll_once(client: QarnotClient, store: Store, *, tags: Sequence[str] = (),
-              keep: Callable = lambda snapshot: True, clock: Callable[[], datetime] = utc_now) -> PollResult:
-    """Poll, derive and append; API trouble becomes a recorded failed poll, not an exception."""
+              keep: Callable = lambda snapshot: True, clock: Callable[[], datetime] = utc_now,
+              live_only: bool = False) -> PollResult:
+    """Poll, derive and append; API trouble becomes a recorded failed poll, not an exception.
+    `live_only`: list only pools not finished, and ask one by one for the known ones it misses."""
     with gc_paused():
-        return _poll(client, store, tags, keep, clock)
+        return _poll(client, store, tags, keep, clock, live_only)
 
 
 @contextmanager
@@ -64,10 +85,13 @@ def gc_paused():
             gc.enable()
 
 
-def _poll(client, store, tags, keep, clock) -> PollResult:
+def _poll(client, store, tags, keep, clock, live_only) -> PollResult:
     timer = time.perf_counter()
+    gone = None
     try:
-        listed = client.list_pools(tags)
+        listed = client.list_pools(tags, live_only=live_only)
+        if live_only:
+            listed, gone = _with_missing(client, store.views, listed, tags)
     except ApiError as exc:
         return _failed(store, clock, timer, exc.reason, str(exc), exc.retry_after)
     finished = clock()  # the observation instant (the end of the listing)
@@ -78,7 +102,7 @@ def _poll(client, store, tags, keep, clock) -> PollResult:
                        "fix this machine's clock (or api.clock): polls resume once it has caught up")
     unreadable = [p for p in listed if isinstance(p, Unreadable)]
     snapshots = [s for s in listed if not isinstance(s, Unreadable) and keep(s)]
-    events = derive_poll(store.views, snapshots, finished, unreadable)
+    events = derive_poll(store.views, snapshots, finished, unreadable, gone)
     started = finished - timedelta(seconds=time.perf_counter() - timer)   # right for the server clock too
     message = _unreadable_message(unreadable)
     try:
@@ -86,7 +110,28 @@ def _poll(client, store, tags, keep, clock) -> PollResult:
     except StoreError as exc:       # (StoreGone is not one: nothing to retry, it stops the daemon)
         return PollResult(0, "store_failed", str(exc), len(snapshots), time.perf_counter() - timer)
     return PollResult(poll_id, "ok", message, len(snapshots), time.perf_counter() - timer,
-                      Counter(e.type for e in events), len(unreadable))
+                      Counter(e.type for e in events), len(unreadable), complete=gone is None)
+
+
+def _with_missing(client: QarnotClient, views, listed: list, tags) -> tuple[list, set[str] | None]:
+    """A live listing leaves out the pools that finished or were deleted since the last poll: ask for each
+    (a handful per poll; a 404 means deleted), or, when there are too many, list every pool after all."""
+    missing = unaccounted(views, {p.uuid for p in listed})
+    if len(missing) > LOOKUP_LIMIT:
+        return client.list_pools(tags), None
+    gone = set()
+    for uuid in missing:
+        try:
+            found = client.lookup_pool(uuid)
+        except (AuthError, ApiUnavailable):
+            raise
+        except ApiError:      # this pool's answer is broken: it stays as it was, asked again next poll
+            continue
+        if found is None:
+            gone.add(uuid)
+        else:
+            listed.append(found)
+    return listed, gone
 
 
 def _failed(store: Store, clock, timer: float, outcome: str, message: str,

@@ -13,6 +13,7 @@ from policies.settings import ElasticSettings
 
 STATES = ("UnSubmitted", "Submitted", "PartiallyDispatched", "FullyDispatched", "PartiallyExecuting",
           "FullyExecuting", "Closing", "Closed", "Failure", "PendingDelete")
+FINISHED = ("Closed", "Failure")   # terminal: such a pool never changes again, only disappears
 
 
 @dataclass(frozen=True, slots=True)

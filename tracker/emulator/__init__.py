@@ -44,7 +44,7 @@ class Emulator:
                  startup_delay: float = 60.0, delete_delay: float = 60.0,
                  clock: Callable[[], float] | None = None, prices: Prices = DEFAULT_PRICES,
                  quotas: Quotas | None = None, projects: tuple[Project, ...] | None = None,
-                 initial_credits: float = 50_000.0) -> None:
+                 initial_credits: float = 50_000.0, finished: int = 0) -> None:
         self.token = token
         self.clock = clock or SimClock(speed)
         self.cluster = Cluster(self.clock, startup_delay=startup_delay, delete_delay=delete_delay)
@@ -52,6 +52,7 @@ class Emulator:
                                quotas=quotas)
         self.cluster.account = self.account     # before populating: seeded pools live under the quotas too
         self.cluster.populate(pools, seed, self.clock())
+        self.cluster.add_finished(finished, seed, self.clock())
         self.account.ledger.spread(self.cluster.pools.values())
         self.faults = FaultPlan(faults)
         self._server = ThreadedServer(build_app(self.cluster, token, self.faults), host, port, date_header=False)

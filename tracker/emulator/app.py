@@ -18,7 +18,7 @@ from policies.scaling import InvalidScaling
 from policies.settings import ElasticSettings, InvalidSettings
 from tracker.emulator.account_api import account_routes, user_info_extras
 from tracker.emulator.cluster import NOT_RUNNING, SCHEDULING_TYPES, Cluster
-from tracker.emulator.documents import api_time, pool_document
+from tracker.emulator.documents import api_time, pool_document, selected
 from tracker.emulator.faults import FaultPlan, Faults
 from tracker.emulator.filters import compile_filter
 from tracker.emulator.ledger import BudgetExceeded
@@ -111,6 +111,17 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         return json_response({"data": data, "token": body.get("token"), "nextToken": next_token,
                               "isTruncated": next_token is not None})
 
+    async def search(request):   # POST /pools/search: filter and `select`, one answer, no pages
+        body = await body_of(request)
+        limit = body.get("maximumResults")
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            return error(400, "maximumResults must be a positive integer")
+        wanted, fields = compile_filter(body.get("filter")), body.get("select")
+        now = cluster.clock()
+        with cluster.lock:
+            docs = [pool_document(p, now) for p in cluster.all_pools(now) if wanted(p)][:limit]
+        return json_response(docs if not fields else [selected(doc, fields) for doc in docs])
+
     def find(request):
         return cluster.require(request.path_params["uuid"])
 
@@ -190,6 +201,7 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         Route("/pools", create_pool, methods=["POST"]),
         Route("/pools/paginate", paginate, methods=["POST"]),
         Route("/pools/summaries/paginate", paginate, methods=["POST"]),
+        Route("/pools/search", search, methods=["POST"]),
         Route("/pools/{uuid}", pool_endpoint, methods=["GET", "PUT", "DELETE"]),
         Route("/pools/{uuid}/close", close_pool, methods=["POST"]),
         Route("/pools/{uuid}/scaling", scaling_endpoint, methods=["PUT"]),

@@ -212,6 +212,20 @@ class Cluster:
                 uuid=str(uuidlib.UUID(int=rng.getrandbits(128), version=4)), slots_per_node=slots_per_node,
                 scheduling_type=shape.choice(("Flex", "Flex", "Flex", "OnDemand", "Reserved")), scaling=scaling)
 
+    def add_finished(self, count: int, seed: int, start: float) -> None:
+        """`count` pools that ran and ended before `start` (about one in ten failed): an account's history,
+        which a listing of every pool carries at each poll and a listing of live pools skips."""
+        rng = random.Random(seed * 15_485_863 + 7)
+        for i in range(count):
+            created = start - rng.uniform(7 * 3600, 30 * 86400)   # so it has ended by `start`
+            end = created + rng.uniform(600, 6 * 3600)
+            failed = rng.random() < 0.1
+            self.create_pool(f"finished-{i:05d}", rng.choice(list(PROFILES)),
+                             ElasticSettings(0, rng.choice((10, 20, 40)), 0, 0, 1.0, 90), at=created,
+                             tags=["finished", rng.choice(("team-a", "team-b", "team-c"))],
+                             fail_at=end if failed else None, close_at=None if failed else end,
+                             uuid=str(uuidlib.UUID(int=rng.getrandbits(128), version=4)))
+
     # -- time -------------------------------------------------------------------------------------
     def advance(self, pool: EmulatedPool, now: float) -> None:
         """Bring one pool up to `now`: scripted events, workload arrivals, the elastic model."""

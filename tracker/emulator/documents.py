@@ -77,6 +77,18 @@ def pool_document(pool: EmulatedPool, now: float) -> dict:
     return doc
 
 
+def selected(doc: dict, fields: object) -> dict:
+    """`doc` cut to the top-level `fields` of a search's `select`, named in any case ("State", "state");
+    a field no pool document has is refused (ValueError: the API's 400) rather than silently dropped."""
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise ValueError(f"select must be a list of field names, got {fields!r}")
+    by_lower = {key.lower(): key for key in doc}
+    unknown = [f for f in fields if f.lower() not in by_lower]
+    if unknown:
+        raise ValueError(f"select names unknown pool fields: {', '.join(unknown)}")
+    return {by_lower[f.lower()]: doc[by_lower[f.lower()]] for f in fields}
+
+
 def pool_status(pool: EmulatedPool, now: float) -> dict:
     """The `status` object: timings, per-CPU-model totals and what each running node is doing."""
     model, cores = pool.model, pool.cores_per_node
