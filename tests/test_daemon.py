@@ -112,3 +112,24 @@ def test_a_revoked_token_backs_off_instead_of_failing_every_interval(tmp_path):
     assert all(gap >= backoff_seconds(n, 1, 4) - 0.1 for n, gap in enumerate(gaps, start=1)), gaps
     assert gaps[-1] > gaps[0]
     assert not healthy and "unauthorized" in reason and "good-token" not in reason
+
+
+def test_the_daemon_lists_every_pool_first_and_then_once_per_sweep_interval(tmp_path):
+    """In between, its polls list live pools only; the metrics count the full listings and API bytes."""
+    clock = type("Clock", (), {"now": 1_800_000_000.0, "__call__": lambda self: self.now})()
+    with Emulator.running(pools=6, seed=2, token="sweep-token", clock=clock) as emu:
+        config, token = load_config(env={"QARNOT_CLIENT_TOKEN": emu.token}, overrides={
+            "api.url": emu.url, "api.clock": "server", "store.path": str(tmp_path / "s.duckdb"), "http.port": 0,
+            "advisor.enabled": False, "poll.full_sweep_seconds": 600})
+        daemon = Daemon(config, token)
+        complete = []
+        for _ in range(13):
+            complete.append(daemon.poll().complete)
+            clock.now += 120
+        exposition = daemon.metrics.exposition()[0].decode()
+        daemon.store.close()
+    # every 600 s of API time as last seen when a poll starts (the emulator's clock moves between polls)
+    assert complete == [True, *[False] * 5, True, *[False] * 5, True]
+    assert "pool_tracker_full_listings_total 3.0" in exposition
+    received = next(line for line in exposition.splitlines() if line.startswith("pool_tracker_api_received_bytes_total"))
+    assert float(received.split()[1]) > 10_000
