@@ -125,6 +125,9 @@ class Publisher:
                 return PublishResult(rows, files, through, unpublished, overlaps,
                                      f"cannot publish to lake {_safe(self.url)}: {_first_line(exc)}; check that it "
                                      "is reachable, writable and not full (the next run resumes where this stopped)")
+            except Exception as exc:  # noqa: BLE001 - reading the history failed; the next run resumes
+                return PublishResult(rows, files, through, unpublished, overlaps,
+                                     f"cannot read the history to publish: {_first_line(exc)} (the next run resumes)")
             return PublishResult(rows, files, through, unpublished, overlaps)
 
     def covered(self, table: str) -> list[Span]:

@@ -324,7 +324,7 @@ class Store:
         then belongs to a poll already committed, so a publisher that ships polls up to the second figure
         never ships an event whose poll it lacks."""
         with self._reader() as cursor:
-            return {table: cursor.execute(f"SELECT coalesce(max({key}), 0) FROM {table}").fetchone()[0]
+            return {table: cursor.execute(f"SELECT coalesce(max({key}), 0) FROM {table}").fetchall()[0][0]
                     for table, key in self.LOG_KEYS.items()}
 
     def export_parquet(self, directory: str | Path) -> list[Path]:
