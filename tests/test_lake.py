@@ -275,3 +275,18 @@ def test_an_unreachable_s3_lake_is_one_line_without_credentials(store, s3_env):
     result = Publisher(url, "alpha", store).publish()
     assert result.error.startswith("cannot publish to lake s3://lake/history: ") and "\n" not in result.error
     assert S3_ENV["AWS_SECRET_ACCESS_KEY"] not in result.error and "endpoint_override" not in result.error
+
+
+# -- metrics from many daemons ---------------------------------------------------------------------------------
+
+@pytest.mark.skipif(__import__("shutil").which("promtool") is None, reason="promtool missing (.ci/run installs it)")
+def test_the_shipped_prometheus_agent_config_is_valid_and_labels_the_tracker():
+    import yaml
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "deploy" / "prometheus-agent.yml"
+    done = subprocess.run(["promtool", "check", "config", "--agent", str(path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = yaml.safe_load(path.read_text())
+    assert lake_plan.TRACKER_ID.match(config["global"]["external_labels"]["tracker"]) and config["remote_write"]
