@@ -72,12 +72,13 @@ SELECTOR = re.compile(r"\b(qarnot_pool_\w+|pool_tracker_\w+|process_\w+|up)\b(\{
 def test_every_series_is_filtered_by_job_and_instance(path):
     """Two trackers in one Prometheus (HA, staging) must not double every sum."""
     names = {v["name"] for v in load(path)["templating"]["list"]}
-    assert {"datasource", "job", "instance"} <= names
+    assert {"datasource", "job", "instance", "tracker"} <= names
     for panel in panels(path):
         assert panel["datasource"]["uid"] == "${datasource}"
         for target in panel["targets"]:
             for metric, selector in SELECTOR.findall(target["expr"]):
                 assert 'job=~"$job"' in selector and 'instance=~"$instance"' in selector, (panel["title"], metric)
+                assert 'tracker=~"$tracker"' in selector, (panel["title"], metric)   # many daemons, one Prometheus
 
 
 def test_the_drilldown_selects_pools_by_uuid_and_shows_their_name():

@@ -244,24 +244,41 @@ def sql(query, config_path, db, url, fmt, limit):
                    err=True)
 
 
-@main.command(short_help='The history as Parquet (works while the daemon runs).')
-@click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False),
-              callback=lambda ctx, param, value: writable_folder(value),
+@main.command(short_help='The history as Parquet, or into a shared lake (works while the daemon runs).')
+@click.option("--parquet", "directory", type=click.Path(file_okay=False),
+              callback=lambda ctx, param, value: value and writable_folder(value),
               help="Directory for events/ and polls/, Hive-partitioned by date.")
+@click.option("--lake", "lake_url", metavar="URL",
+              help="Back-fill a shared Parquet lake (a folder, file:///PATH or s3://BUCKET/PREFIX[?endpoint_override="
+                   "HOST:PORT&scheme=http]) with what it lacks: events/ and polls/ partitioned by tracker and date.")
+@click.option("--tracker-id", help="This history's name in the lake [lake.tracker_id, else <host>-<database name>].")
+@click.option("--batch-rows", type=click.IntRange(1, 10_000_000), default=50_000, show_default=True,
+              help="Most rows per lake file (and per request to a running daemon).")
 @config_option
 @db_option
 @url_option
-def export(directory, config_path, db, url):
+def export(directory, lake_url, tracker_id, batch_rows, config_path, db, url):
     """Export the history as Parquet for Spark, Trino or DuckDB elsewhere: through the running daemon
-    (it keeps polling), or from the file when no daemon runs."""
+    (it keeps polling), or from the file when no daemon runs.
+
+    --lake publishes into a shared lake exactly as the daemon's [lake] publisher does (each key once,
+    resuming where the lake's files end); do not run it while a daemon publishes the same tracker id.
+    """
     from tracker.client import DaemonError
-    from tracker.sql import export as do_export
+    from tracker.lake import LakeError, default_tracker_id
+    from tracker.sql import export as do_export, export_lake
     from tracker.store import QueryRefused, StoreError
 
-    config, _ = load(config_path, **{"store.path": db})
+    if (directory is None) == (lake_url is None):
+        fail("give exactly one of --parquet DIR or --lake URL")
+    config, _ = load(config_path, **{"store.path": db, "lake.tracker_id": tracker_id})
     try:
-        click.echo(do_export(target_for(config, url), directory))
-    except (StoreError, QueryRefused, DaemonError) as exc:
+        if lake_url is not None:
+            tracker = config.lake.tracker_id or default_tracker_id(config.store.path)
+            click.echo(export_lake(target_for(config, url), lake_url, tracker, batch_rows))
+        else:
+            click.echo(do_export(target_for(config, url), directory))
+    except (StoreError, QueryRefused, DaemonError, LakeError) as exc:
         fail(str(exc))
 
 

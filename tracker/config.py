@@ -83,6 +83,29 @@ class Costs(_Section):
     comparison_datacenter: str | None = None   # carbon facts' comparison data centre (API default if unset)
 
 
+class Lake(_Section):
+    url: str | None = None                     # where the log is published (a path, file://, s3://...); None: off
+    tracker_id: str | None = None              # this daemon's name in the lake; None: <host>-<database file name>
+    interval_seconds: float = Field(900.0, ge=1, le=86400)
+    batch_rows: int = Field(100_000, ge=1, le=10_000_000)   # most rows per Parquet file
+
+    @field_validator("tracker_id")
+    @classmethod
+    def _safe_partition_name(cls, value: str | None) -> str | None:
+        from tracker.lake_plan import TRACKER_ID, TRACKER_ID_RULE
+
+        if value is not None and not TRACKER_ID.match(value):
+            raise ValueError(f"use {TRACKER_ID_RULE} (it names a folder in the lake)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("leave it unset to publish nothing, or write a folder path or s3://BUCKET/PREFIX")
+        return value
+
+
 class Metrics(_Section):
     pool_labels: list[str] = []     # Qarnot label keys exported on qarnot_pool_labels as label_<key>; ["*"]: all
 
@@ -140,6 +163,7 @@ class Config(_Section):
     metrics: Metrics = Metrics()
     log: Log = Log()
     advisor: Advisor = Advisor()
+    lake: Lake = Lake()
 
 
 def load_config(path: str | Path | None = None, env: dict | None = None, overrides: dict | None = None

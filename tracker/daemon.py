@@ -18,7 +18,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from tracker.advisor import Advisor
 from tracker.api import QarnotClient, RetryPolicy
 from tracker.collect import CostCollector
-from tracker.config import Config, admin_token as load_admin_token
+from tracker.config import Config, ConfigError, admin_token as load_admin_token
+from tracker.lake import LakeError, Publisher, check_tracker_id, default_tracker_id, open_lake
 from tracker.logs import event
 from tracker.metrics import TrackerMetrics
 from tracker.poll import PollResult, Sweeps, poll_once, server_clock, utc_now
@@ -101,6 +102,7 @@ class Daemon:
                                              select_fields=config.poll.select_fields)
         for port in (config.http.port, config.http.admin_port):
             _check_port_free(config.http.host, port)   # also before creating a database file
+        lake = _open_lake(config)                           # and so is a bad lake URL
         self.store = store or Store(config.store.path, memory_limit=config.sql.memory_limit, threads=config.sql.threads)
         if self.store.replay_skipped:
             event(logging.WARNING, f"{self.store.replay_skipped} unreadable event rows skipped while rebuilding "
@@ -123,6 +125,9 @@ class Daemon:
         self.sweeps = Sweeps(timedelta(seconds=config.poll.full_sweep_seconds))
         self._search_refusal_told = False
         self._poll_lock = threading.Lock()
+        self._publish_lock = threading.Lock()
+        self.lake = self._lake_publisher(config, lake)
+        self.lake_status: dict = {}          # the last publish run, for /healthz (publishing never affects health)
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
         http = config.http
         public, admin = build_web_apps(self)
@@ -207,6 +212,34 @@ class Daemon:
             event(logging.INFO, f"{what} figures collected", fetched=result.fetched, failed=result.failed,
                   events=result.events)
 
+    def _lake_publisher(self, config: Config, opened) -> Publisher | None:
+        if opened is None:
+            return None
+        for outcome in ("ok", "failed"):
+            self.metrics.lake_publishes.labels(outcome)
+        # Reads wait for a running poll to finish: the poll owns the database first.
+        source = _YieldingSource(self.store, self._poll_idle, config.poll.interval_seconds)
+        return Publisher(config.lake.url, _tracker_id(config), source, batch_rows=config.lake.batch_rows, opened=opened)
+
+    def publish(self) -> None:
+        """One lake publish run beside the polls; a failure is one log line, a metric and a status, and
+        never touches polling or the database."""
+        if self.stopping.is_set() or self.lake is None:
+            return
+        with self._publish_lock:
+            result = self.lake.publish(stop=self.stopping)
+        if self.stopping.is_set():
+            return
+        self.metrics.observe_publish(result, time.time())
+        self.lake_status = {"tracker": self.lake.tracker, "published_through": result.published_through,
+                            "unpublished": result.unpublished, "error": result.error, "at": utc_now().isoformat()}
+        if result.error:
+            event(logging.ERROR, f"lake publish failed: {result.error}", tracker=self.lake.tracker)
+        elif result.files or result.overlaps:
+            event(logging.WARNING if result.overlaps else logging.INFO, "lake published", tracker=self.lake.tracker,
+                  files=result.files, **{f"{t}_rows": n for t, n in result.rows.items()},
+                  **({"overlapping_files": result.overlaps} if result.overlaps else {}))
+
     # -- lifetime ---------------------------------------------------------------------------------
     def start(self) -> None:
         self.web.start()
@@ -225,6 +258,10 @@ class Daemon:
                                    max_instances=1, coalesce=True, misfire_grace_time=None)
         if self.config.advisor.enabled:
             self.scheduler.add_job(self.advise, "interval", seconds=self.config.advisor.schedule_seconds,
+                                   max_instances=1, coalesce=True, misfire_grace_time=None)
+        if self.lake is not None:
+            self.scheduler.add_job(self.publish, "interval", seconds=self.config.lake.interval_seconds,
+                                   next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1),
                                    max_instances=1, coalesce=True, misfire_grace_time=None)
         self.scheduler.start()
         event(logging.INFO, "pool-tracker running", db=str(self.store.path), api=self.config.api.url,
@@ -247,7 +284,8 @@ class Daemon:
         self.stopping.set()
         self.scheduler.shutdown(wait=False)
         self.client.close()
-        held = [lock for lock in (self._poll_lock, self._advise_lock) if lock.acquire(timeout=grace_seconds)]
+        locks = (self._poll_lock, self._advise_lock, self._publish_lock)
+        held = [lock for lock in locks if lock.acquire(timeout=grace_seconds)]
         try:
             self.store.close()
         except Exception as exc:  # noqa: BLE001 - committed polls are durable; never hang or crash on exit
@@ -258,7 +296,37 @@ class Daemon:
         self.web.stop()
         if self.admin_web is not None:
             self.admin_web.stop()
-        event(logging.INFO, "pool-tracker stopped", **({"abandoned": 2 - len(held)} if len(held) < 2 else {}))
+        event(logging.INFO, "pool-tracker stopped", **({"abandoned": len(locks) - len(held)} if len(held) < len(locks) else {}))
+
+
+def _tracker_id(config: Config) -> str:
+    return config.lake.tracker_id or default_tracker_id(config.store.path)
+
+
+def _open_lake(config: Config):
+    """The lake's file system, checked at start so a bad URL or tracker id is a one-line error (exit 2)."""
+    if config.lake.url is None:
+        return None
+    try:
+        check_tracker_id(_tracker_id(config))
+        return open_lake(config.lake.url)
+    except LakeError as exc:
+        raise ConfigError(f"config error: lake: {exc}") from None
+
+
+class _YieldingSource:
+    """The daemon's store as the publisher's source, reading only while no poll runs."""
+
+    def __init__(self, store: Store, poll_idle: threading.Event, wait_seconds: float) -> None:
+        self.store, self.poll_idle, self.wait_seconds = store, poll_idle, wait_seconds
+
+    def last_keys(self) -> dict[str, int]:
+        self.poll_idle.wait(timeout=self.wait_seconds)
+        return self.store.last_keys()
+
+    def log_rows(self, table: str, first: int, last: int):
+        self.poll_idle.wait(timeout=self.wait_seconds)
+        return self.store.log_rows(table, first, last)
 
 
 def _check_port_free(host: str, port: int | None) -> None:

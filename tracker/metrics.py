@@ -292,6 +292,14 @@ class TrackerMetrics:
         Info("pool_tracker_build", "pool-tracker version.", registry=r).info({"version": __version__})
         self.collections = Counter("pool_tracker_figures_collected", "Cost, carbon and account figures collected, by "
                                    "what (pools, account) and outcome (ok, failed).", ["what", "outcome"], registry=r)
+        self.lake_publishes = Counter("pool_tracker_lake_publishes", "Lake publish runs, by outcome (ok, failed).",
+                                      ["outcome"], registry=r)
+        self.lake_rows = Counter("pool_tracker_lake_rows_published", "Rows published to the lake, by table.",
+                                 ["table"], registry=r)
+        self.lake_unpublished = Gauge("pool_tracker_lake_unpublished_rows", "Rows of the history the lake lacked "
+                                      "after the last publish run, by table.", ["table"], registry=r)
+        self.lake_last_success = Gauge("pool_tracker_lake_last_success_timestamp_seconds",
+                                       "When the last publish run without error finished (Unix time).", registry=r)
         self.account: Callable[[], dict] = dict
         r.register(AccountCollector(lambda: self.account()))
         self.pools = PoolCollector(views, recommendations, pool_labels)
@@ -318,6 +326,15 @@ class TrackerMetrics:
     def observe_collection(self, what: str, result) -> None:
         self.collections.labels(what, "ok").inc(result.fetched)
         self.collections.labels(what, "failed").inc(result.failed)
+
+    def observe_publish(self, result, finished_at: float) -> None:
+        self.lake_publishes.labels("failed" if result.error else "ok").inc()
+        for table, count in result.rows.items():
+            self.lake_rows.labels(table).inc(count)
+        for table, count in result.unpublished.items():
+            self.lake_unpublished.labels(table).set(count)
+        if not result.error:
+            self.lake_last_success.set(finished_at)
 
     def count_commit(self, outcome: str) -> None:
         self.commits.labels(outcome).inc()

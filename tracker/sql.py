@@ -97,6 +97,38 @@ def export(target: Target, directory: str) -> str:
     return f"wrote {len(files)} Parquet files under {directory} (events/ and polls/, partitioned by date=YYYY-MM-DD)"
 
 
+def export_lake(target: Target, url: str, tracker_id: str, batch_rows: int = EXPORT_PAGE) -> str:
+    """Back-fill a Parquet lake with what it lacks of this history: through the running daemon's admin SQL
+    (it keeps polling), or from the file when no daemon runs. Resumes where the lake's files end."""
+    from tracker.lake import DaemonSource, LakeError, Publisher, check_tracker_id, open_lake
+
+    opened = open_lake(url)           # a bad URL or tracker id is refused before any history is read
+    check_tracker_id(tracker_id)
+    store, where = None, f"from {target.db}"
+    if target.url is not None:
+        probe, why = ask(target, "POST", "/sql", json={"query": "SELECT 1 AS ok", "limit": 1})
+        if probe is not None:
+            expect(probe, target.url, ("columns", "rows"))
+            source, where = DaemonSource(lambda sql, limit: run_query(sql, target, limit=limit)), \
+                f"through the daemon at {target.url}"
+        else:
+            store = source = open_store(target, why)
+    else:
+        store = source = open_store(target, "")
+    try:
+        result = Publisher(url, tracker_id, source, batch_rows=batch_rows, opened=opened).publish()
+    finally:
+        if store is not None:
+            store.close()
+    if result.error:
+        raise LakeError(result.error)
+    rows = ", ".join(f"{n} {table}" for table, n in result.rows.items())
+    return (f"published {rows} ({result.files} files) {where} to {url.split('?', 1)[0]} as tracker {tracker_id}; "
+            f"the lake now holds events up to seq {result.published_through.get('events', 0)}"
+            + (f" (warning: {result.overlaps} overlapping files: another publisher uses this tracker id)"
+               if result.overlaps else ""))
+
+
 def _export_through_daemon(target: Target, directory: str, table: str, key: str, day: str) -> int:
     types = dict(run_query(f"SELECT column_name, data_type FROM information_schema.columns WHERE table_name = "
                            f"'{table}' ORDER BY ordinal_position", target, limit=1000).rows)

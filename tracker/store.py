@@ -309,6 +309,24 @@ class Store:
         with self._reader() as cursor:
             return cursor.execute("SELECT * FROM polls ORDER BY poll_id").fetch_df()
 
+    LOG_KEYS = {"events": "seq", "polls": "poll_id"}   # the append-only tables and the key that orders them
+
+    def log_rows(self, table: str, first: int, last: int) -> pa.Table:
+        """Rows of `events` or `polls` whose key is in [first, last], in key order: what the lake publisher
+        reads, on its own connection (a reader of the log, never a writer)."""
+        key = self.LOG_KEYS[table]
+        with self._reader() as cursor:
+            return cursor.sql(f"SELECT * FROM {table} WHERE {key} BETWEEN $1 AND $2 ORDER BY {key}",
+                              params=[int(first), int(last)]).to_arrow_table()
+
+    def last_keys(self) -> dict[str, int]:
+        """The highest key of each log table (0 when empty). Events are read first: every event counted
+        then belongs to a poll already committed, so a publisher that ships polls up to the second figure
+        never ships an event whose poll it lacks."""
+        with self._reader() as cursor:
+            return {table: cursor.execute(f"SELECT coalesce(max({key}), 0) FROM {table}").fetchall()[0][0]
+                    for table, key in self.LOG_KEYS.items()}
+
     def export_parquet(self, directory: str | Path) -> list[Path]:
         """Events and polls as Parquet, Hive-partitioned by date, for engines on other machines
         (on a store opened with `sandboxed=False`: a sandboxed database writes no files)."""

@@ -109,7 +109,8 @@ def build_web_apps(daemon) -> tuple[Starlette, Starlette | None]:
 
     async def healthz(_):
         healthy, reason = daemon.health.status(utc_now())
-        return JSONResponse({"healthy": healthy, "reason": reason}, status_code=200 if healthy else 503)
+        lake = {"lake": daemon.lake_status} if getattr(daemon, "lake_status", None) else {}
+        return JSONResponse({"healthy": healthy, "reason": reason, **lake}, status_code=200 if healthy else 503)
 
     async def recommendations(request: Request, _body: bytes):
         from tracker.advisor import report
