@@ -7,7 +7,7 @@ typed errors, each with a short `.reason` and a one-line message that never cont
     ApiError
      +-- AuthError           401 (403 on a read): the token is wrong or revoked
      +-- Forbidden           403 on a write: e.g. a commit to a pool that is not running
-     +-- PoolNotFound        404 on a pool
+     +-- PoolNotFound        404 on a pool (or on a task, or on a pool's figures)
      +-- MalformedResponse   the body is not JSON, or not the shape the API documents
      +-- ApiUnavailable      429/5xx/connection trouble outlasted the retry budget
 """
@@ -138,6 +138,35 @@ class QarnotClient:
             if token in seen_tokens:
                 raise MalformedResponse("pool pages loop: the API repeated a page token")
             seen_tokens.add(token)
+
+    def list_tasks(self, filter_: dict | None) -> list[dict]:
+        """Every task document matching `filter_` (`POST /tasks/paginate`, following `nextToken`), unparsed:
+        the caller parses each, so one bad task never hides the others."""
+        tasks, token, seen_tokens = [], None, set()
+        deadline = time.monotonic() + self.listing_deadline
+        while True:
+            if time.monotonic() > deadline:
+                raise ApiUnavailable(f"listing tasks took over {self.listing_deadline:g} s ({len(seen_tokens) + 1} "
+                                     "pages): the API keeps paging; check the service, or raise api.timeout_seconds")
+            page = self._json("POST", "/tasks/paginate",
+                              json={"filter": filter_, "token": token, "maximumResults": self.page_size})
+            data = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(data, list):
+                raise MalformedResponse("task page has no 'data' list: the API answered an unexpected shape")
+            tasks.extend(data)
+            token = page.get("nextToken")
+            if not (page.get("isTruncated") and token):
+                return tasks
+            if token in seen_tokens:
+                raise MalformedResponse("task pages loop: the API repeated a page token")
+            seen_tokens.add(token)
+
+    def get_task_document(self, uuid: str) -> dict:
+        """One task (`GET /tasks/{uuid}`); `PoolNotFound` (the API's 404) when it is gone."""
+        doc = self._json("GET", f"/tasks/{uuid}")
+        if not isinstance(doc, dict):
+            raise MalformedResponse(f"task {uuid}: the API answered {type(doc).__name__}, not an object")
+        return doc
 
     def get_pool_document(self, uuid: str) -> dict:
         doc = self._json("GET", f"/pools/{uuid}")
