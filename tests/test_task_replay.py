@@ -11,7 +11,6 @@ from policies.backtest import replay, weighted_quantiles
 from policies.settings import ElasticSettings
 from policies.traces import TraceError, tasks_cover_history
 from policies.workload import Workload
-from test_backtest_vs_emulator import true_slot_seconds
 from tracker.backtest_cmd import load_trace, run_backtest
 from tracker.client import Target
 from tracker.emulator import Emulator
@@ -31,7 +30,7 @@ def recorded(tmp_path_factory):
         tracked = Tracked(emu, path)
         tracked.run(HOURS * 3600)
         tracked.store.close()
-        truth, book = list(emu.cluster.ground_truth), emu.cluster.tasks.visible(emu.clock.now)
+        truth, book = emu.cluster, emu.cluster.tasks.visible(emu.clock.now)
         now = emu.clock.now
     waits = [(at - t.created, n) for t in book for at, n in t.starts]           # each group of instances started
     waits += [(now - t.created, t.instances - t.started) for t in book if t.started < t.instances]   # still queued
@@ -43,7 +42,7 @@ def test_a_replay_of_the_real_tasks_is_closer_to_the_emulator_than_inference(rec
     errors = {}
     for arrivals in ("tasks", "counts"):
         trace, start, end, _, source = load_trace(None, pool, target, arrivals)
-        billed = true_slot_seconds(truth, pool, start, end)
+        billed = truth.billed_slot_seconds(pool, start, end)
         errors[arrivals] = abs(replay(trace, SETTINGS, start=start, end=end).slot_seconds - billed) / billed
         assert billed > 20 * 3600
     assert errors["tasks"] < 0.002 and errors["tasks"] < errors["counts"], errors

@@ -377,6 +377,20 @@ class Cluster:
         pool.state, pool.transition_time, pool.last_modified = state, at, at
 
     # -- ground truth helpers for tests -----------------------------------------------------------
+    def billed_slot_seconds(self, pool_id: str, start: float, end: float) -> float:
+        """Slot-seconds billed (ready + starting) over [start, end], from the ground truth."""
+        with self.lock:
+            changes = [t for t in self.ground_truth if t.pool == pool_id and t.kind in ("ready", "starting")]
+        total, slots, last = 0.0, {"ready": 0, "starting": 0}, start
+        for change in changes:
+            if change.at > end:
+                break
+            if change.at > start:
+                total += sum(slots.values()) * (change.at - last)
+                last = change.at
+            slots[change.kind] = change.new
+        return total + sum(slots.values()) * (end - last)
+
     def transitions(self, pool_id: str | None = None) -> list[Truth]:
         with self.lock:
             return [t for t in self.ground_truth if t.kind == "state" and (pool_id is None or t.pool == pool_id)]
