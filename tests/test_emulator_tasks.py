@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from helpers import HandClock, connect
 from tracker.emulator import Emulator
+from tracker.emulator.filters import named_pools
 from tracker.emulator.tasks import TaskBook
 
 HOUR = 3600.0
@@ -135,3 +136,18 @@ def test_finished_tasks_are_forgotten_after_the_retention_time_or_beyond_the_cou
         assert all(t.end > now - retention for t in finished)
     later = now + 10_000 + retention
     assert book.visible(later) == []
+
+
+@pytest.mark.parametrize("filter_,pools", [
+    (None, None),
+    ({"operator": "Equal", "field": "PoolUuid", "value": "a"}, {"a"}),
+    ({"operator": "In", "field": "pooluuid", "value": ["a", "b"]}, {"a", "b"}),
+    ({"operator": "NotIn", "field": "PoolUuid", "value": ["a"]}, None),
+    ({"operator": "Or", "filters": [{"operator": "Equal", "field": "PoolUuid", "value": "a"},
+                                    {"operator": "Equal", "field": "State", "value": "Success"}]}, None),
+    ({"operator": "And", "filters": [{"operator": "In", "field": "PoolUuid", "value": ["a", "b"]},
+                                     {"operator": "Equal", "field": "PoolUuid", "value": "b"},
+                                     {"operator": "NotIn", "field": "State", "value": ["Success"]}]}, {"b"}),
+])
+def test_a_listing_reads_only_the_pools_its_filter_is_limited_to(filter_, pools):
+    assert named_pools(filter_) == pools

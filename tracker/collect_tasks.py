@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from tracker import tasks as task_rules
 from tracker.api import ApiError, PoolNotFound, QarnotClient
@@ -32,7 +32,8 @@ class TaskCollector:
         self.poll_idle = poll_idle or threading.Event()
         if poll_idle is None:
             self.poll_idle.set()
-        # task -> (pool, latest phase recorded, when): every open task, and ended ones for a while (see `_forget`)
+        # task -> (pool, latest phase recorded, when), for tasks not ended: memory grows with the work in flight,
+        # not with history (an ended task listed again by a sweep is looked up in the store)
         self.known: dict[str, tuple[str, str, datetime]] = store.task_phases()
         self.unreadable: dict[str, str] = {}     # task -> the reason already recorded
         self.last_sweep: datetime | None = None
@@ -58,7 +59,7 @@ class TaskCollector:
         self.store.append_events(events)
         if sweep:
             self.last_sweep = now
-        self._forget(now)
+        self._forget()
         return CollectResult(len(docs), failed, len(events))
 
     def _ended_since(self, listed: set) -> list[dict]:
@@ -108,10 +109,9 @@ class TaskCollector:
         return [Event("task_unreadable", pool if isinstance(pool, str) and len(pool) <= 200 else None, now, now,
                       payload={"task": uuid, "reason": reason})]
 
-    def _forget(self, now: datetime) -> None:
-        """Ended tasks leave memory a day after they ended there (the store still knows them)."""
-        horizon = now - timedelta(seconds=max(86_400.0, 2 * self.config.sweep_interval_seconds))
-        for uuid in [u for u, (_, phase, at) in self.known.items() if phase == "task_finished" and at < horizon]:
+    def _forget(self) -> None:
+        """Ended tasks leave memory once recorded (the store knows them)."""
+        for uuid in [u for u, (_, phase, _) in self.known.items() if phase == "task_finished"]:
             del self.known[uuid]
         if len(self.unreadable) > 10_000:
             self.unreadable.clear()

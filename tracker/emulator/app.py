@@ -19,7 +19,7 @@ from tracker.emulator.account_api import account_routes, user_info_extras
 from tracker.emulator.cluster import NOT_RUNNING, SCHEDULING_TYPES, Cluster
 from tracker.emulator.documents import pool_document, task_document
 from tracker.emulator.faults import FaultPlan, Faults
-from tracker.emulator.filters import compile_filter, task_fields
+from tracker.emulator.filters import compile_filter, named_pools, task_fields
 from tracker.emulator.ledger import BudgetExceeded
 from tracker.emulator.pages import page
 from tracker.emulator.sizing import parse_scaling, parse_settings
@@ -181,7 +181,8 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         summary = request.url.path.endswith("/summaries/paginate")
         with cluster.lock:
             cluster.all_pools(now)
-            chosen, next_token = page([t for t in cluster.tasks.visible(now) if wanted(t)], body.get("token"), limit)
+            listed = cluster.tasks.visible(now, named_pools(body.get("filter")))
+            chosen, next_token = page([t for t in listed if wanted(t)], body.get("token"), limit)
             data = [task_document(t, now, summary) for t in chosen]
         return json_response({"data": data, "token": body.get("token"), "nextToken": next_token,
                               "isTruncated": next_token is not None})

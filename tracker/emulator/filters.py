@@ -86,3 +86,18 @@ def compile_filter(node: object, fields: dict[str, Callable] = FIELDS) -> Predic
         wanted = {str(value)}
     negate = op.startswith("Not")
     return lambda pool: negate != any(item in wanted for item in read(pool))
+
+
+def named_pools(node: object) -> set[str] | None:
+    """The pools a task filter is limited to (a `PoolUuid` Equal/In leaf, alone or inside an And), or None
+    when it may match any pool: lets a listing read only those pools' tasks."""
+    if not isinstance(node, dict):
+        return None
+    op = _known(node.get("operator"), NODE_OPERATORS + LEAF_OPERATORS)
+    if op == "And" and isinstance(node.get("filters"), list):
+        limits = [found for found in map(named_pools, node["filters"]) if found is not None]
+        return set.intersection(*limits) if limits else None
+    if op in ("Equal", "In") and _known(node.get("field"), ("PoolUuid",)):
+        value = node.get("value")
+        return set(map(str, value)) if isinstance(value, list) else {str(value)}
+    return None

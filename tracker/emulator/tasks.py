@@ -95,6 +95,7 @@ class TaskBook:
         self._keys = itertools.count()
         self.by_key: dict[int, EmulatedTask] = {}
         self.by_uuid: dict[str, EmulatedTask] = {}
+        self.by_pool: dict[str, dict[int, EmulatedTask]] = {}   # a listing naming pools reads only theirs
         self._queued: dict[str, set[int]] = {}     # pool -> tasks with instances not started yet
         self._ends: list[tuple[float, int]] = []   # heap of (end, key) of tasks whose end is known
 
@@ -107,6 +108,7 @@ class TaskBook:
         task = EmulatedTask(key, uuid or str(uuidlib.UUID(int=key + 1, version=4)), pool,
                             name or f"task-{key}", profile, created, instances, duration, extra=dict(extra or {}))
         self.by_key[key] = self.by_uuid[task.uuid] = task
+        self.by_pool.setdefault(pool, {})[key] = task
         self._queued.setdefault(pool, set()).add(key)
         return task
 
@@ -131,10 +133,13 @@ class TaskBook:
                 task.cancelled_at = at
                 heapq.heappush(self._ends, (task.end, key))
 
-    def visible(self, now: float) -> list[EmulatedTask]:
-        """Tasks created by `now` and not yet forgotten, in creation order."""
+    def visible(self, now: float, pools: set[str] | None = None) -> list[EmulatedTask]:
+        """Tasks created by `now` and not yet forgotten (of these pools only, if given), in creation order."""
         self.prune(now)
-        return [t for t in self.by_key.values() if t.created <= now]
+        if pools is None:
+            return [t for t in self.by_key.values() if t.created <= now]
+        found = [t for pool in pools for t in self.by_pool.get(pool, {}).values() if t.created <= now]
+        return sorted(found, key=lambda t: t.key)
 
     def get(self, uuid: str, now: float) -> EmulatedTask | None:
         self.prune(now)
@@ -152,4 +157,8 @@ class TaskBook:
     def _forget(self, task: EmulatedTask) -> None:
         self.by_key.pop(task.key, None)
         self.by_uuid.pop(task.uuid, None)
+        tasks = self.by_pool.get(task.pool, {})
+        tasks.pop(task.key, None)
+        if not tasks:
+            self.by_pool.pop(task.pool, None)
         self._queued.get(task.pool, set()).discard(task.key)
