@@ -170,3 +170,25 @@ def test_a_malformed_task_is_quarantined_once_and_costs_no_other_task(tmp_path):
     reason = rows[rows.type == "task_unreadable"].reason.iloc[0]
     assert "creationDate" in reason and "\n" not in reason and TOKEN not in reason
     store.close()
+
+
+def test_the_daemon_collects_tasks_beside_its_polls_and_counts_them(tmp_path):
+    from tracker.config import load_config
+    from tracker.daemon import Daemon
+
+    with Emulator.running(pools=3, seed=11, token=TOKEN, clock=HandClock()) as emu:
+        config, _ = load_config(env={}, overrides={"api.url": emu.url, "api.clock": "server", "http.port": 0,
+                                                   "store.path": str(tmp_path / "d.duckdb"), "advisor.enabled": False})
+        daemon = Daemon(config, TOKEN, admin_token="x" * 32)
+        try:
+            for _ in range(120):
+                emu.clock.now += 30
+                assert daemon.poll().ok
+                daemon.collect("tasks")
+            recorded = daemon.store.frame("SELECT count(*) AS n FROM tasks WHERE state = 'Success'").n[0]
+            ended = sum(1 for t in emu.cluster.tasks.visible(emu.clock.now) if t.end and t.end <= emu.clock.now)
+            assert recorded == ended > 0
+            assert b'pool_tracker_figures_collected_total{outcome="ok",what="tasks"}' in daemon.metrics.exposition()[0]
+        finally:
+            daemon.store.close()
+            daemon.client.close()
