@@ -48,7 +48,7 @@ def main() -> None:
             Emulator.running(pools=opts.pools, seed=1, speed=60.0, token="bench-token-1") as emu:
         config, _ = load_config(env={}, overrides={
             "api.url": emu.url, "store.path": str(Path(tmp) / "b.duckdb"), "http.port": 0, "advisor.enabled": False,
-            "costs.enabled": False, "poll.interval_seconds": 3600, "sql.timeout_seconds": 5, "sql.threads": opts.threads})
+            "costs.enabled": False, "tasks.enabled": False, "poll.interval_seconds": 3600, "sql.timeout_seconds": 5, "sql.threads": opts.threads})
         daemon = Daemon(config, emu.token, admin_token=ADMIN)
         daemon.start()
         try:

@@ -49,6 +49,8 @@ _WHOLE_GAP: Final = 1 << 40   # a step no gap reaches: a Fixed policy moves in o
 
 ChangeHook = Callable[[float, str, int, int], None]  # (at, "ready"|"starting"|"busy"|"queued", old, new)
 PolicyHook = Callable[[float, Union[str, None], Union[str, None]], None]  # (at, old name, new name)
+DispatchHook = Callable[[int, float, int], None]  # (task key, at, instances started): the emulator's task timings
+Arrival = tuple[float, int, float, int]           # (at, instances, duration, task key; -1: anonymous)
 Sizing = Union[ElasticSettings, Scaling]
 
 
@@ -76,18 +78,19 @@ class ModelConstants:
 DEFAULTS: Final = ModelConstants()
 
 
-def _arrival_time(arrival: tuple[float, int, float]) -> float:
+def _arrival_time(arrival: Arrival) -> float:
     return arrival[0]
 
 
 class _Waiting:
     """Instances of one task still in the queue."""
-    __slots__ = ("submitted", "count", "duration")
+    __slots__ = ("submitted", "count", "duration", "task")
 
-    def __init__(self, submitted: float, count: int, duration: float) -> None:
+    def __init__(self, submitted: float, count: int, duration: float, task: int) -> None:
         self.submitted = submitted
         self.count = count
         self.duration = duration
+        self.task = task
 
 
 class _Idle:
@@ -155,14 +158,15 @@ class PoolModel:
     `waits` collects `(wait_seconds, instances)` as instances start; `timeline` collects
     `(time, demand, ready)` whenever demand (busy + queued) or ready slots change; a `Meter` sums
     demand against supply. `on_change` hears every counter change, `on_policy` every change of the
-    active policy's name (the API's `activePolicyName`).
+    active policy's name (the API's `activePolicyName`), `on_dispatch` every start of instances of a task
+    submitted with a key (they end `duration` seconds later: the emulator derives task timings from it).
     """
 
     def __init__(self, settings: Sizing, start: float, constants: ModelConstants = DEFAULTS,
                  *, epoch: float = 0.0, waits: list[tuple[float, int]] | None = None,
                  timeline: list[tuple[float, int, int]] | None = None,
                  meter: Meter | None = None, on_change: ChangeHook | None = None,
-                 on_policy: PolicyHook | None = None) -> None:
+                 on_policy: PolicyHook | None = None, on_dispatch: DispatchHook | None = None) -> None:
         self.constants = constants
         self.startup_delay = float(constants.startup_delay)
         self.epoch = float(epoch)
@@ -176,9 +180,10 @@ class PoolModel:
         self.timeline = timeline
         self.meter = meter
         self.on_change = on_change
+        self.on_dispatch = on_dispatch
         self.on_policy: PolicyHook | None = None   # told of changes after the first policy
         self.policy: Policy | None = None          # the policy in force (None: none enabled, 0 slots)
-        self._pending: deque[tuple[float, int, float]] = deque()  # arrivals (at, n, duration) in time order
+        self._pending: deque[Arrival] = deque()            # arrivals (at, n, duration, task) in time order
         self._queue: deque[_Waiting] = deque()             # FIFO
         self._ends: list[tuple[float, int]] = []           # heap of (end_time, n) for running instances
         self._boots: deque[tuple[float, int]] = deque()    # (ready_at, n) for starting slots, in time order
@@ -239,13 +244,14 @@ class PoolModel:
         return None if self.policy is None else self.policy.name
 
     # -- inputs ---------------------------------------------------------------------------------
-    def submit(self, at: float, instances: int, duration: float) -> None:
-        """Queue `instances` task instances of `duration` seconds arriving at `at` (non-decreasing)."""
+    def submit(self, at: float, instances: int, duration: float, task: int = -1) -> None:
+        """Queue `instances` task instances of `duration` seconds arriving at `at` (non-decreasing);
+        `task` (>= 0) names them to `on_dispatch`."""
         if instances <= 0 or self.draining:
             return
         if at < self.now - _EPS:
             raise ValueError(f"arrival at {at} is before the model's time {self.now}")
-        arrival = (max(float(at), self.now), int(instances), max(0.0, float(duration)))
+        arrival = (max(float(at), self.now), int(instances), max(0.0, float(duration)), int(task))
         if self._pending and arrival[0] < self._pending[-1][0]:   # out of order: rare, keep FIFO among equals
             bisect.insort(self._pending, arrival, key=_arrival_time)
         else:
@@ -337,7 +343,7 @@ class PoolModel:
                 n = 0
                 while pending and pending[0][0] <= t:
                     arrival = pending.popleft()
-                    queue.append(_Waiting(t, arrival[1], arrival[2]))
+                    queue.append(_Waiting(t, arrival[1], arrival[2], arrival[3]))
                     n += arrival[1]
                 if hook:
                     self._set("queued", self.queued + n)
@@ -410,6 +416,8 @@ class PoolModel:
             heapq.heappush(self._ends, (now + group.duration, n))
             if self.waits is not None:
                 self.waits.append((now - group.submitted, n))
+            if self.on_dispatch is not None and group.task >= 0:
+                self.on_dispatch(group.task, now, n)
         if started:
             if self.on_change is not None:
                 self._set("queued", self.queued - started)

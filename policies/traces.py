@@ -115,3 +115,35 @@ def history_to_trace(frame) -> tuple[Trace, float, float]:
     for arrival, n, duration in rows:
         grouped[(arrival, duration)] = grouped.get((arrival, duration), 0) + n
     return _trace([(a, n, d) for (a, d), n in grouped.items()], []), float(times[0]), end
+
+
+def tasks_to_trace(rows, end: float) -> Trace:
+    """Recorded tasks (`created, instances, started, ended, run_seconds`, epoch seconds or None; the
+    `tasks` view) -> the trace of what really arrived: each task at its creation time with its instances
+    and their real run time. Like `history_to_trace`, a task still running at `end` keeps the run time it
+    had so far, and one still waiting gets 0 (its wait is what the replay scores). Tasks created after
+    `end`, and tasks that ended without ever running (cancelled in the queue), are left out."""
+    out = []
+    for created, instances, started, ended, run_seconds in rows:
+        if created is None or created > end or not instances or instances < 1:
+            continue
+        if ended is not None and started is None:
+            continue
+        if run_seconds is not None and ended is not None and ended <= end:
+            duration = float(run_seconds)
+        elif started is not None and started <= end:
+            duration = end - float(started)
+        else:
+            duration = 0.0
+        out.append((float(created), int(instances), max(0.0, duration)))
+    return _trace(out, [])
+
+
+def tasks_cover_history(first_demand_at: float | None, first_task_recorded_at: float | None,
+                        slack_seconds: float = 3600.0) -> bool:
+    """Were tasks being recorded when the pool's counts first showed work? If the counts show queued or
+    running instances more than `slack_seconds` before the first task was recorded, the task record
+    misses that work (task collection began later, or was off), and the counts must speak instead."""
+    if first_task_recorded_at is None:
+        return False
+    return first_demand_at is None or first_demand_at >= first_task_recorded_at - slack_seconds

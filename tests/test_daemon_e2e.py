@@ -186,7 +186,8 @@ def test_restart_and_repeated_kill_9_keep_the_history_consistent(emu, tmp_path):
 
 def test_sigterm_while_the_api_hangs_exits_within_seconds_and_restarts_cleanly(emu, tmp_path):
     db, port = tmp_path / "h.duckdb", free_port()
-    daemon = DaemonProcess(emu, db, port, POOL_TRACKER_COSTS_ENABLED="false")   # only polls make requests
+    daemon = DaemonProcess(emu, db, port, POOL_TRACKER_COSTS_ENABLED="false",   # only polls make requests
+                           POOL_TRACKER_TASKS_ENABLED="false")
     daemon.wait_for(lambda: daemon.polls() >= 2, "first polls")
     emu.faults.set(Faults(latency_seconds=8))
     daemon.wait_for(lambda: emu.faults.requests >= 1, "a poll waiting on the slow API")

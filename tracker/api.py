@@ -7,7 +7,7 @@ typed errors, each with a short `.reason` and a one-line message that never cont
     ApiError
      +-- AuthError           401 (403 on a read): the token is wrong or revoked
      +-- Forbidden           403 on a write: e.g. a commit to a pool that is not running
-     +-- PoolNotFound        404 on a pool
+     +-- PoolNotFound        404 on a pool (or on a task, or on a pool's figures)
      +-- MalformedResponse   the body is not JSON, or not the shape the API documents
      +-- ApiUnavailable      429/5xx/connection trouble outlasted the retry budget
 """
@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import httpx
 import orjson
@@ -134,24 +134,7 @@ class QarnotClient:
             found = self._search_pools(wanted)
             if found is not None:
                 return found
-        pools, token, seen_tokens = [], None, set()
-        deadline = time.monotonic() + self.listing_deadline
-        while True:
-            if time.monotonic() > deadline:
-                raise ApiUnavailable(f"listing pools took over {self.listing_deadline:g} s ({len(seen_tokens) + 1} "
-                                     "pages): the API keeps paging; check the service, or raise api.timeout_seconds")
-            body = {"filter": wanted, "token": token, "maximumResults": self.page_size}
-            page = self._json("POST", "/pools/paginate", json=body)
-            data = page.get("data") if isinstance(page, dict) else None
-            if not isinstance(data, list):
-                raise MalformedResponse("pool page has no 'data' list: the API answered an unexpected shape")
-            pools.extend(_parse(doc) for doc in data)
-            token = page.get("nextToken")
-            if not (page.get("isTruncated") and token):
-                return pools
-            if token in seen_tokens:
-                raise MalformedResponse("pool pages loop: the API repeated a page token")
-            seen_tokens.add(token)
+        return [_parse(doc) for doc in self._all_pages("/pools/paginate", wanted, "pool")]
 
     def _search_pools(self, wanted: dict) -> list[PoolSnapshot | Unreadable] | None:
         """The matching pools with only the fields the tracker reads, in one request (`POST /pools/search`
@@ -181,6 +164,38 @@ class QarnotClient:
             return _parse(self.get_pool_document(uuid))
         except PoolNotFound:
             return None
+    def list_tasks(self, filter_: dict | None) -> list[dict]:
+        """Every task document matching `filter_` (`POST /tasks/paginate`), unparsed: the caller parses
+        each, so one bad task never hides the others."""
+        return list(self._all_pages("/tasks/paginate", filter_, "task"))
+
+    def _all_pages(self, path: str, filter_: dict | None, kind: str) -> Iterator:
+        """Every document of a paginated listing, page by page, following `nextToken` while `isTruncated`
+        (the SDK's loop), within `listing_deadline` however many pages."""
+        token, seen_tokens = None, set()
+        deadline = time.monotonic() + self.listing_deadline
+        while True:
+            if time.monotonic() > deadline:
+                raise ApiUnavailable(f"listing {kind}s took over {self.listing_deadline:g} s ({len(seen_tokens) + 1} "
+                                     "pages): the API keeps paging; check the service, or raise api.timeout_seconds")
+            page = self._json("POST", path, json={"filter": filter_, "token": token, "maximumResults": self.page_size})
+            data = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(data, list):
+                raise MalformedResponse(f"{kind} page has no 'data' list: the API answered an unexpected shape")
+            yield from data
+            token = page.get("nextToken")
+            if not (page.get("isTruncated") and token):
+                return
+            if token in seen_tokens:
+                raise MalformedResponse(f"{kind} pages loop: the API repeated a page token")
+            seen_tokens.add(token)
+
+    def get_task_document(self, uuid: str) -> dict:
+        """One task (`GET /tasks/{uuid}`); `PoolNotFound` (the API's 404) when it is gone."""
+        doc = self._json("GET", f"/tasks/{uuid}")
+        if not isinstance(doc, dict):
+            raise MalformedResponse(f"task {uuid}: the API answered {type(doc).__name__}, not an object")
+        return doc
 
     def get_pool_document(self, uuid: str) -> dict:
         doc = self._json("GET", f"/pools/{uuid}")

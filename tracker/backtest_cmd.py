@@ -19,7 +19,8 @@ from policies.model import Sizing
 from policies.recommendation import HOLDOUT_SHARE, Demand, holdout
 from policies.scaling import Scaling
 from policies.settings import MIN_RESIZE_PERIOD, SDK_DEFAULTS, ElasticSettings, InvalidSettings
-from policies.traces import Trace, TraceError, history_to_trace, read_csv, read_swf
+from policies.traces import (Trace, TraceError, history_to_trace, read_csv, read_swf, tasks_cover_history,
+                             tasks_to_trace)
 from tracker.client import Target
 from tracker.frontier_view import frontier_table, plot_frontier
 from tracker.sql import as_frame, run_query
@@ -66,7 +67,10 @@ def parse_settings(text: str) -> Sizing:
     return ElasticSettings(**values).validated()
 
 
-def load_trace(path: str | None, pool: str | None, target: Target | None):
+ARRIVALS = ("auto", "tasks", "counts")   # where a pool's arrivals come from (see `pool_arrivals`)
+
+
+def load_trace(path: str | None, pool: str | None, target: Target | None, arrivals: str = "auto"):
     """-> (trace, start, end, the pool's current settings or None, source description)."""
     if path:
         try:
@@ -88,14 +92,40 @@ def load_trace(path: str | None, pool: str | None, target: Target | None):
         raise TraceError(f"no history for pool {pool} in {target.url or target.db}; check the uuid with "
                          "`pool-tracker sql \"SELECT pool_uuid, name FROM pool_current\"`")
     frame["at"] = pd.to_datetime(frame["at"])
-    trace, start, end = history_to_trace(frame)
+    trace, start, end, how = pool_arrivals(frame, pool, target, arrivals)
     last = frame.iloc[-1]
     current = None
     if not pd.isna(last["max_total_slots"]):
         current = ElasticSettings(**{k: (float if k == "resize_factor" else int)(last[k]) for k in KNOBS})
         # Qarnot refuses periods under 90 s; older histories (and older emulators) may hold some
         current = current.with_(resize_period=max(current.resize_period, MIN_RESIZE_PERIOD))
-    return trace, start, end, current, f"pool {pool}"
+    return trace, start, end, current, f"pool {pool} ({how})"
+
+
+def pool_arrivals(frame: pd.DataFrame, pool: str, target: Target, arrivals: str) -> tuple[Trace, float, float, str]:
+    """The pool's real recorded tasks when they cover its history (`auto`) or when asked (`tasks`); else the
+    arrivals and run times inferred from its count changes, as precise as the poll interval. -> (trace,
+    start, end, which source, said in words)."""
+    inferred, start, end = history_to_trace(frame)
+    if arrivals == "counts":
+        return inferred, start, end, "arrivals inferred from count changes, as asked"
+    quoted = pool.replace(chr(39), "")
+    rows = run_query("SELECT epoch(created), instances, epoch(started), epoch(ended), run_seconds FROM tasks "
+                     f"WHERE pool_uuid = '{quoted}' ORDER BY created", target, limit=HISTORY_ROWS).rows
+    first_seen = run_query(f"SELECT epoch(min(recorded_at)) FROM events WHERE pool_uuid = '{quoted}' "
+                           "AND type IN ('task_submitted', 'task_started', 'task_finished')", target, limit=1).rows
+    busy = frame.loc[frame["queued_or_running"] > 0, "at"]
+    first_demand = None if busy.empty else busy.iloc[0].timestamp()
+    covered = bool(rows) and tasks_cover_history(first_demand, first_seen[0][0] if first_seen else None)
+    if arrivals == "tasks" and not rows:
+        raise TraceError(f"pool {pool} has no recorded tasks: enable [tasks] in the daemon's config and let it "
+                         "collect, or use --arrivals counts")
+    if arrivals == "auto" and not covered:
+        why = "no recorded tasks" if not rows else "tasks were recorded only after its counts showed work"
+        return inferred, start, end, f"arrivals inferred from count changes, as precise as the poll interval: {why}"
+    trace = tasks_to_trace(rows, end)
+    start = min([start, *(t for t, _, _ in trace.arrivals[:1])])
+    return trace, start, end, f"{len(rows)} recorded tasks: real arrival, instances and run time of each"
 
 
 class Progress:
@@ -280,8 +310,8 @@ def full_demand(trace: Trace, start, end, startup_delay, slo, budget=None) -> De
 
 def run_backtest(*, trace_path, pool, target=None, settings_texts, policies, startup_delay, slo, cores_per_slot, fmt,
                  plot_path, budget=None, holdout_share=HOLDOUT_SHARE, frontier_plot=None, progress=None,
-                 price=None, carbon=None) -> str:
-    trace, start, end, current, source = load_trace(trace_path, pool, target)
+                 price=None, carbon=None, arrivals="auto") -> str:
+    trace, start, end, current, source = load_trace(trace_path, pool, target, arrivals)
     if not trace.arrivals:
         raise TraceError(f"{source} has no task arrivals to replay")
     candidates: dict[str, Sizing] = dict(baselines(trace, current))

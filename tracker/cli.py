@@ -106,6 +106,8 @@ def main() -> None:
     """Watch and right-size elastic Qarnot pools.
 
     Start with `pool-tracker demo`: an emulated Qarnot cluster, the tracking daemon, metrics and SQL.
+    The daemon also records live pools' tasks (real arrivals, waits, run times: the `tasks` SQL view),
+    which `backtest --pool` replays when it has them.
     """
 
 
@@ -127,7 +129,7 @@ def main() -> None:
                    "--fault latency_seconds=0.2 --fault malformed_json=0.01 --fault truncated_pages=0.01 "
                    "--fault dropped_connections=0.01 --fault token_invalid_after=1000.")
 def emulator(port, host, pools, finished, seed, speed, token, startup_delay, faults):
-    """Serve the Qarnot API emulator: pools evolving under simulated work."""
+    """Serve the Qarnot API emulator: pools evolving under simulated work, each arrival a task."""
     from tracker.emulator import Emulator, Faults
 
     try:
@@ -351,7 +353,11 @@ def pool_uuid(target, given):
 @main.command(short_help='Score settings against real demand (trace or pool).')
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
               help="Task arrivals: CSV (submit_time,instances,duration_seconds) or SWF (.swf).")
-@click.option("--pool", help="Replay a tracked pool's own history instead (name or uuid).")
+@click.option("--pool", help="Replay a tracked pool's own history instead (name or uuid): its recorded tasks "
+                             "when the [tasks] collector recorded them, else arrivals inferred from its counts.")
+@click.option("--arrivals", type=click.Choice(["auto", "tasks", "counts"]), default="auto", show_default=True,
+              help="With --pool: replay the recorded tasks (real arrivals and run times), or infer arrivals from "
+                   "count changes (as precise as the poll interval); auto: tasks when they cover the history.")
 @config_option
 @db_option
 @url_option
@@ -381,12 +387,14 @@ def pool_uuid(target, given):
 @click.option("--frontier-plot", type=click.Path(dir_okay=False), callback=lambda ctx, param, value: writable_file(value),
               help="Write the cost/wait frontier of --policy search (held-out window, with the current and the "
                    "recommended points) to this PNG.")
-def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, startup_delay, slo, budget, holdout_share,
-             cores_per_slot, price, carbon, fmt, plot_path, frontier_plot):
+def backtest(trace_path, pool, arrivals, config_path, db, url, settings_texts, policies, startup_delay, slo, budget,
+             holdout_share, cores_per_slot, price, carbon, fmt, plot_path, frontier_plot):
     """Score elastic settings or scaling documents against real demand: cost (slot-hours), waits and
     elasticity metrics, side by side with baselines (static at peak, SDK defaults with max at peak, the
     pool's current), on the whole trace and on its held-out recent window; policies choose out of sample,
-    and `search` shows its cost/wait frontier."""
+    and `search` shows its cost/wait frontier. With --pool, the pool's recorded tasks are replayed when the
+    daemon's tasks collector recorded them (else arrivals inferred from count changes); the first output
+    line says which (--arrivals chooses)."""
     from policies.settings import InvalidSettings
     from policies.traces import TraceError
     from tracker.backtest_cmd import run_backtest
@@ -401,7 +409,8 @@ def backtest(trace_path, pool, config_path, db, url, settings_texts, policies, s
         click.echo(run_backtest(trace_path=trace_path, pool=pool, target=target,
                                 settings_texts=settings_texts, policies=policies, startup_delay=startup_delay, slo=slo,
                                 cores_per_slot=cores_per_slot, fmt=fmt, plot_path=plot_path, budget=budget,
-                                holdout_share=holdout_share, frontier_plot=frontier_plot, price=price, carbon=carbon))
+                                holdout_share=holdout_share, frontier_plot=frontier_plot, price=price, carbon=carbon,
+                                arrivals=arrivals))
     except (TraceError, InvalidSettings, QueryRefused, StoreError, DaemonError) as exc:
         fail(str(exc))
 

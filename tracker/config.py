@@ -106,6 +106,14 @@ class Lake(_Section):
         return value
 
 
+class Tasks(_Section):
+    enabled: bool = True                       # record live pools' tasks: real arrivals, waits, run times
+    interval_seconds: float = Field(60.0, ge=5, le=86400)               # between runs
+    pools_per_request: int = Field(100, ge=1, le=1000)                  # pools named in one listing (`In`)
+    sweep_interval_seconds: float = Field(3600.0, ge=60, le=7 * 86400)  # also list ended tasks this often
+    max_fetches_per_run: int = Field(500, ge=1, le=100_000)             # ended tasks read one by one per run
+
+
 class Metrics(_Section):
     pool_labels: list[str] = []     # Qarnot label keys exported on qarnot_pool_labels as label_<key>; ["*"]: all
 
@@ -160,6 +168,7 @@ class Config(_Section):
     http: Http = Http()
     sql: Sql = Sql()
     costs: Costs = Costs()
+    tasks: Tasks = Tasks()
     metrics: Metrics = Metrics()
     log: Log = Log()
     advisor: Advisor = Advisor()

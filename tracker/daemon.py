@@ -18,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from tracker.advisor import Advisor
 from tracker.api import QarnotClient, RetryPolicy
 from tracker.collect import CostCollector
+from tracker.collect_tasks import TaskCollector
 from tracker.config import Config, ConfigError, admin_token as load_admin_token
 from tracker.lake import LakeError, Publisher, check_tracker_id, default_tracker_id, open_lake
 from tracker.logs import event
@@ -117,6 +118,7 @@ class Daemon:
         self._poll_idle.set()
         self.costs = CostCollector(self.client, self.store, config.costs, self._poll_idle)
         self.metrics.account = lambda: self.costs.account
+        self.tasks = TaskCollector(self.client, self.store, config.tasks, self._poll_idle)
         self.clock = clock or (server_clock(self.client) if config.api.clock == "server" else utc_now)
         self.health = Health(timedelta(seconds=config.http.health_max_failure_seconds), started=utc_now(),
                              stall_after=timedelta(seconds=stall_seconds(config)))
@@ -197,12 +199,13 @@ class Daemon:
               refusals=sum(code not in ("ok", "limited") for code in decisions))
 
     def collect(self, what: str) -> None:
-        """One collector run ("pools" or "account"), beside the polls; never raises, logged in one line."""
+        """One collector run ("pools", "account" or "tasks"), beside the polls; never raises, logged in one line."""
         if self.stopping.is_set():
             return
         try:
             now = self.clock()
-            result = self.costs.collect_pools(now) if what == "pools" else self.costs.collect_account(now)
+            run = {"pools": self.costs.collect_pools, "account": self.costs.collect_account, "tasks": self.tasks.collect}
+            result = run[what](now)
         except Exception as exc:  # noqa: BLE001 - the daemon outlives any one run
             if not self.stopping.is_set():
                 event(logging.ERROR, f"{what} figures not collected: {exc}", error=type(exc).__name__)
@@ -255,6 +258,10 @@ class Daemon:
                                    max_instances=1, coalesce=True, misfire_grace_time=None)
             self.scheduler.add_job(self.collect, "interval", args=["account"], seconds=costs.account_interval_seconds,
                                    next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1),
+                                   max_instances=1, coalesce=True, misfire_grace_time=None)
+        if self.config.tasks.enabled:
+            self.scheduler.add_job(self.collect, "interval", args=["tasks"], seconds=self.config.tasks.interval_seconds,
+                                   next_run_time=datetime.now(timezone.utc) + timedelta(seconds=3),
                                    max_instances=1, coalesce=True, misfire_grace_time=None)
         if self.config.advisor.enabled:
             self.scheduler.add_job(self.advise, "interval", seconds=self.config.advisor.schedule_seconds,

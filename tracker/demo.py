@@ -16,6 +16,8 @@ def run_demo(config: Config, pools: int, speed: float, seed: int) -> None:
     config.advisor.schedule_seconds = max(1.0, 3600 / speed)   # an advisor round every simulated hour
     config.costs.run_every_seconds = max(1.0, 600 / speed)     # cost and carbon figures every simulated 10 minutes
     config.costs.account_interval_seconds = max(10.0, 300 / speed)
+    config.tasks.interval_seconds = max(5.0, 600 / speed)      # tasks every simulated 10 minutes, and ended ones
+    config.tasks.sweep_interval_seconds = max(60.0, 3600 / speed)   # swept every simulated hour (well within retention)
     # Simulated time ran ahead of ours in an earlier demo on this file: carry on from there, never rewind.
     clock = SimClock(speed, start=max(time.time(), _history_end(config.store.path)))
     with Emulator.running(pools=pools, seed=seed, speed=speed, token="demo-token", clock=clock) as emu:

@@ -33,6 +33,11 @@ EVENT_TYPES = (
     "account_observed",        # no pool; payload: what (quotas, budgets:<project>, account_credits), value
     "pool_unreadable",         # payload: reason; the document failed to parse (once per distinct reason)
     "pool_readable",           # its document parses again
+    # a pool's tasks, from the tasks collector (payload: task uuid; see tracker.tasks)
+    "task_submitted",          # at creationDate; value_new: instances; payload: task, name
+    "task_started",            # when its first instance started; value_new: instances
+    "task_finished",           # at endDate; state_to: final state; execution_seconds: all instances'; payload: run_seconds
+    "task_unreadable",         # payload: task, reason; its document failed to parse (once per distinct reason)
     # written by the advisor (payload: its decision)
     "recommendation_made", "commit_applied", "commit_refused", "commit_failed",
 )
@@ -97,12 +102,13 @@ def settings_payload(settings: ElasticSettings | None) -> dict | None:
 
 FIGURE_TYPES = ("credits_checkpointed", "carbon_checkpointed")
 ADVISOR_TYPES = ("recommendation_made", "commit_applied", "commit_refused", "commit_failed")
+TASK_TYPES = ("task_submitted", "task_started", "task_finished", "task_unreadable")
 
 
 def apply(view: PoolView | None, event: Event) -> PoolView | None:
     """The projection fold: the view after `event` (None once a pool has vanished)."""
-    if event.type in ADVISOR_TYPES:
-        return view                     # decisions about a pool, not observations of it
+    if event.type in ADVISOR_TYPES or event.type in TASK_TYPES:
+        return view                     # decisions about a pool, or its tasks: not observations of the pool
     if event.type == "pool_vanished" or (view is None and event.type in FIGURE_TYPES):
         return None                     # (figures fetched just as a pool went away do not bring it back)
     if view is None:

@@ -208,6 +208,18 @@ class Store:
                                   "AND pool_uuid IS NOT NULL GROUP BY pool_uuid", [list(types)]).fetchall()
         return {uuid: _utc_aware(at) for uuid, at in rows}
 
+    def task_phases(self, uuids: list[str] | None = None) -> dict[str, tuple[str, str, datetime]]:
+        """task uuid -> (pool, latest task event type, when recorded), for these tasks or, with None, for every
+        task not finished yet: where the tasks collector left off (see tracker.tasks)."""
+        where = "payload->>'$.task' IN (SELECT unnest(?))" if uuids is not None else "TRUE"
+        with self._reader() as cursor:
+            rows = cursor.execute(f"""
+                SELECT payload->>'$.task', arg_max(pool_uuid, seq), arg_max(type, seq), max(recorded_at)
+                FROM events WHERE type IN ('task_submitted', 'task_started', 'task_finished') AND {where}
+                GROUP BY 1 {'' if uuids is not None else "HAVING arg_max(type, seq) <> 'task_finished'"}""",
+                                  [list(uuids)] if uuids is not None else []).fetchall()
+        return {task: (pool, kind, _utc_aware(at)) for task, pool, kind, at in rows}
+
     def unit_figures(self, scheduling_type: str | None) -> tuple[float | None, float | None]:
         """(euros, gCO2eq) per running slot-hour observed on this account for a scheduling type."""
         with self._reader() as cursor:

@@ -31,7 +31,7 @@ SELECT pool_uuid,
        arg_max(json_extract_string(payload, '$.to'), seq) FILTER (WHERE type = 'scaling_policy_activated') AS active_policy,
        max(recorded_at) AS last_change_at
 FROM events LEFT JOIN pool_meta m USING (pool_uuid)
-WHERE pool_uuid IS NOT NULL AND type NOT IN ('pool_unreadable', 'pool_readable')
+WHERE pool_uuid IS NOT NULL AND type NOT IN ('pool_unreadable', 'pool_readable') AND type NOT LIKE 'task\_%' ESCAPE '\'
 GROUP BY pool_uuid
 HAVING count(*) FILTER (WHERE type = 'pool_vanished') = 0
     OR max(seq) FILTER (WHERE type = 'pool_discovered') > max(seq) FILTER (WHERE type = 'pool_vanished');
@@ -112,7 +112,7 @@ WITH changes AS (
            CASE WHEN type = 'queued_changed' THEN value_new END AS queued_or_running,
            CASE WHEN type = 'settings_changed' THEN json_extract(payload, '$.new') END AS s,
            CASE WHEN type = 'scaling_changed' THEN json_extract(payload, '$.new') END AS scaling
-    FROM events WHERE pool_uuid IS NOT NULL
+    FROM events WHERE pool_uuid IS NOT NULL AND type NOT LIKE 'task\_%' ESCAPE '\'
 ), filled AS (
     SELECT pool_uuid, seq, "at",
            last_value(state IGNORE NULLS) OVER w AS state,
@@ -204,3 +204,24 @@ GROUP BY ALL;
 
 CREATE OR REPLACE VIEW price_per_slot_hour AS
 SELECT scheduling_type, euros, slot_hours, euros_per_slot_hour FROM figures_per_slot_hour WHERE euros IS NOT NULL;
+
+-- One row per task of a tracked pool, from the tasks collector's events (see tracker/tasks.py): created is
+-- the API's creationDate, started when its first instance started, ended its endDate. wait_seconds runs
+-- from creation to the first start; run_seconds is each instance's mean run time (execution time of all
+-- instances / instances). state: the final state, or Running / Waiting while it lasts.
+CREATE OR REPLACE VIEW tasks AS
+SELECT payload->>'$.task' AS task_uuid,
+       arg_max(pool_uuid, seq) AS pool_uuid,
+       arg_max(payload->>'$.name', seq) FILTER (WHERE type = 'task_submitted') AS name,
+       coalesce(arg_max(state_to, seq) FILTER (WHERE type = 'task_finished'),
+                CASE WHEN count(*) FILTER (WHERE type = 'task_started') > 0 THEN 'Running' ELSE 'Waiting' END) AS state,
+       min(occurred_at) FILTER (WHERE type = 'task_submitted') AS created,
+       min(occurred_at) FILTER (WHERE type = 'task_started') AS started,
+       max(occurred_at) FILTER (WHERE type = 'task_finished') AS ended,
+       max(value_new)::INTEGER AS instances,
+       date_diff('microsecond', min(occurred_at) FILTER (WHERE type = 'task_submitted'),
+                 min(occurred_at) FILTER (WHERE type = 'task_started')) / 1e6 AS wait_seconds,
+       max((payload->>'$.run_seconds')::DOUBLE) FILTER (WHERE type = 'task_finished') AS run_seconds,
+       max(execution_seconds) FILTER (WHERE type = 'task_finished') AS instance_seconds
+FROM events WHERE type IN ('task_submitted', 'task_started', 'task_finished')
+GROUP BY 1;

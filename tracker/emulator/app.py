@@ -5,7 +5,6 @@ Endpoints are `async` so they all run on the server's one event loop, one reques
 from __future__ import annotations
 
 import asyncio
-import uuid as uuidlib
 from email.utils import formatdate
 
 import orjson
@@ -18,14 +17,15 @@ from policies.scaling import InvalidScaling
 from policies.settings import ElasticSettings, InvalidSettings
 from tracker.emulator.account_api import account_routes, user_info_extras
 from tracker.emulator.cluster import NOT_RUNNING, SCHEDULING_TYPES, Cluster
-from tracker.emulator.documents import api_time, pool_document, selected
+from tracker.emulator.documents import pool_document, selected, task_document
 from tracker.emulator.faults import FaultPlan, Faults
-from tracker.emulator.filters import compile_filter
+from tracker.emulator.filters import compile_filter, named_pools, task_fields
 from tracker.emulator.ledger import BudgetExceeded
 from tracker.emulator.pages import page
 from tracker.emulator.sizing import parse_scaling, parse_settings
 
 MAX_PAGE = 1000
+TASK_INTERPRETED = ("name", "poolUuid", "instanceCount", "uuid", "state")   # the rest of a task is served back
 INTERPRETED = ("name", "profile", "tags", "labels", "shortname", "elasticProperty", "instanceCount",
                "multiSlotsSettings", "schedulingType", "scaling")
 
@@ -169,15 +169,34 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         constants = {c.get("key"): c.get("value") for c in body.get("constants") or ()}
         duration = float(constants.get("EMULATOR_DURATION_SECONDS", 300))
         count = int(body.get("instanceCount") or 1)
-        cluster.submit_task(pool.uuid, count, duration)
-        task_id = str(uuidlib.uuid4())
-        cluster.tasks[task_id] = {**body, "uuid": task_id, "state": "Submitted", "instanceCount": count,
-                                  "poolUuid": pool.uuid, "creationDate": api_time(cluster.clock())}
-        return json_response({"uuid": task_id})
+        if count < 1 or duration < 0:
+            return error(400, "instanceCount must be at least 1 and EMULATOR_DURATION_SECONDS at least 0")
+        extra = {k: v for k, v in body.items() if k not in TASK_INTERPRETED}
+        task = cluster.submit_task(pool.uuid, count, duration, name=body.get("name"), extra=extra)
+        return json_response({"uuid": task.uuid})
 
     async def get_task(request):
-        task = cluster.tasks.get(request.path_params["uuid"])
-        return json_response(task) if task else error(404, "task not found")
+        now = cluster.clock()
+        with cluster.lock:
+            cluster.all_pools(now)   # the pools' models decide when instances start and end
+            task = cluster.tasks.get(request.path_params["uuid"], now)
+            return json_response(task_document(task, now)) if task else error(404, "task not found")
+
+    async def paginate_tasks(request):
+        body = await body_of(request)
+        limit = min(int(body.get("maximumResults") or 50), MAX_PAGE)
+        if limit < 1:
+            return error(400, "maximumResults must be at least 1")
+        now = cluster.clock()
+        wanted = compile_filter(body.get("filter"), task_fields(now))
+        summary = request.url.path.endswith("/summaries/paginate")
+        with cluster.lock:
+            cluster.all_pools(now)
+            listed = cluster.tasks.visible(now, named_pools(body.get("filter")))
+            chosen, next_token = page([t for t in listed if wanted(t)], body.get("token"), limit)
+            data = [task_document(t, now, summary) for t in chosen]
+        return json_response({"data": data, "token": body.get("token"), "nextToken": next_token,
+                              "isTruncated": next_token is not None})
 
     async def ground_truth(request):
         since = int(request.query_params.get("since", 0))
@@ -206,6 +225,8 @@ def build_app(cluster: Cluster, token: str, faults: FaultPlan) -> Starlette:
         Route("/pools/{uuid}/close", close_pool, methods=["POST"]),
         Route("/pools/{uuid}/scaling", scaling_endpoint, methods=["PUT"]),
         Route("/tasks", submit_task, methods=["POST"]),
+        Route("/tasks/paginate", paginate_tasks, methods=["POST"]),
+        Route("/tasks/summaries/paginate", paginate_tasks, methods=["POST"]),
         Route("/tasks/{uuid}", get_task),
         Route("/_emulator/ground-truth", ground_truth),
         Route("/_emulator/faults", control_faults, methods=["GET", "POST"]),

@@ -13,6 +13,8 @@ every change of running cores (nodes x cores per node) lands in the ground truth
 A pool is sized by a scaling document or by legacy elastic settings (see `tracker.emulator.sizing`);
 a pool created with a scaling document records its first active policy (old None) at creation.
 
+Every arrival a pool runs is a task (`tracker.emulator.tasks`), timed by the pool model itself.
+
 Deleting a pool drains it into `PendingDelete`; it stays listed for `delete_delay` simulated seconds,
 then disappears ("deleted" in the ground truth).
 """
@@ -33,6 +35,7 @@ from policies.settings import ElasticSettings
 from policies.workload import HOUR, PATTERNS, Workload
 from tracker.emulator.nodes import NodeMeter
 from tracker.emulator.sizing import capacity, seeded_scaling
+from tracker.emulator.tasks import TaskBook
 
 PROFILES = {"docker-batch": 4, "docker-batch-large": 16, "docker-nvidia": 8}  # profile -> cores per node
 SCHEDULING_TYPES = ("Flex", "OnDemand", "Reserved")                           # as the SDK spells them
@@ -133,14 +136,14 @@ class Cluster:
     """All pools and tasks of one emulated account; thread-safe (one lock around every operation)."""
 
     def __init__(self, clock: Callable[[], float], *, startup_delay: float = 60.0,
-                 truth_limit: int = 2_000_000, delete_delay: float = 60.0) -> None:
+                 truth_limit: int = 2_000_000, delete_delay: float = 60.0, tasks: TaskBook | None = None) -> None:
         self.clock = clock
         self.startup_delay = startup_delay
         self.constants = ModelConstants(startup_delay=startup_delay)
         self.delete_delay = delete_delay
         self._created = itertools.count()
         self.pools: dict[str, EmulatedPool] = {}
-        self.tasks: dict[str, dict] = {}
+        self.tasks = tasks or TaskBook()
         self.ground_truth: deque[Truth] = deque(maxlen=truth_limit)
         self.lock = threading.RLock()
         self.account = None   # tracker.emulator.account.Account: costs, budgets, quotas (set by Emulator)
@@ -163,6 +166,7 @@ class Cluster:
                                 order=next(self._created), scaling=scaling)
             model.on_change = lambda t, kind, old, new: self._on_model_change(pool, t, kind, old, new)
             model.on_policy = lambda t, old, new: self.ground_truth.append(Truth(t, pool.uuid, "policy", old, new))
+            model.on_dispatch = self.tasks.dispatched
             self.pools[pool_id] = pool
             self.ground_truth.append(Truth(created, pool_id, "state", None, "Submitted"))
             if scaling is not None:
@@ -250,7 +254,8 @@ class Cluster:
             horizon = (until // HOUR + 1) * HOUR
             if pool.fed_until < horizon:
                 for at, n, duration in pool.workload.arrivals(pool.fed_until, horizon):
-                    pool.model.submit(at, n, duration)
+                    task = self.tasks.add(pool.uuid, pool.profile, at, n, duration, name=f"{pool.name}-task")
+                    pool.model.submit(at, n, duration, task.key)
                 pool.fed_until = horizon
         pool.model.advance(until)
 
@@ -302,11 +307,17 @@ class Cluster:
             pool.model.set_settings(now, settings if self.account is None else self.account.sizing(pool, settings))
             pool.last_modified = now
 
-    def submit_task(self, pool_id: str, instances: int, duration: float) -> None:
+    def submit_task(self, pool_id: str, instances: int, duration: float, *, name: str | None = None,
+                    extra: dict | None = None):
+        """A task submitted through the API: it arrives now. Returns the task."""
         with self.lock:
-            pool = self.pool(pool_id)
-            pool.model.submit(pool.model.now, instances, duration)
+            pool = self.require(pool_id)
+            if pool.model.draining:
+                raise ValueError(f"pool {pool_id} is not running (state {pool.state}): it takes no new tasks")
+            task = self.tasks.add(pool.uuid, pool.profile, pool.model.now, instances, duration, name=name, extra=extra)
+            pool.model.submit(pool.model.now, instances, duration, task.key)
             pool.model.advance(pool.model.now)
+            return task
 
     def close_pool(self, pool_id: str, at: float | None = None) -> None:
         with self.lock:
@@ -314,7 +325,7 @@ class Cluster:
             at = self.clock() if at is None else at
             if pool.state in NOT_RUNNING:
                 return
-            pool.model.drain(at)
+            self._drain(pool, at)
             self._transition(pool, "Closing", at)
             self._maybe_closed(pool, at)
 
@@ -325,11 +336,16 @@ class Cluster:
             if pool is None or pool.state == "PendingDelete":
                 return
             at = self.clock()
-            pool.model.drain(at)
+            self._drain(pool, at)
             pool.close_at = pool.fail_at = None
             self._transition(pool, "PendingDelete", at)
             pool.end_date = pool.end_date or at
             pool.delete_at = at + self.delete_delay
+
+    def _drain(self, pool: EmulatedPool, at: float) -> None:
+        """Stop taking work: running instances finish, queued ones (and arrivals fed ahead) are dropped."""
+        pool.model.drain(at)
+        self.tasks.cancel_queued(pool.uuid, at)
 
     def _forget(self, pool: EmulatedPool) -> None:
         pool.model.advance(pool.delete_at)
@@ -363,7 +379,7 @@ class Cluster:
         pool.errors = [{"code": "POOL_INSTANCE_FAILURE",
                         "message": "Pool instance failed: the node stopped responding",
                         "debug": "emulated failure"}]
-        pool.model.drain(at)
+        self._drain(pool, at)
         self._transition(pool, "Failure", at)
         pool.end_date = at
 
@@ -375,6 +391,20 @@ class Cluster:
         pool.state, pool.transition_time, pool.last_modified = state, at, at
 
     # -- ground truth helpers for tests -----------------------------------------------------------
+    def billed_slot_seconds(self, pool_id: str, start: float, end: float) -> float:
+        """Slot-seconds billed (ready + starting) over [start, end], from the ground truth."""
+        with self.lock:
+            changes = [t for t in self.ground_truth if t.pool == pool_id and t.kind in ("ready", "starting")]
+        total, slots, last = 0.0, {"ready": 0, "starting": 0}, start
+        for change in changes:
+            if change.at > end:
+                break
+            if change.at > start:
+                total += sum(slots.values()) * (change.at - last)
+                last = change.at
+            slots[change.kind] = change.new
+        return total + sum(slots.values()) * (end - last)
+
     def transitions(self, pool_id: str | None = None) -> list[Truth]:
         with self.lock:
             return [t for t in self.ground_truth if t.kind == "state" and (pool_id is None or t.pool == pool_id)]

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from tracker.emulator.cluster import EmulatedPool
 from tracker.emulator.sizing import served_scaling
+from tracker.emulator.tasks import TERMINAL, EmulatedTask
 from tracker.parse import format_timespan
 
 INSTANCE_INFO_LIMIT = 8  # per-instance status entries listed per pool, to keep documents small
@@ -147,3 +148,99 @@ def node_info(pool: EmulatedPool, index: int, started: float, now: float) -> dic
         "cpuModel": cpu, "coreCount": cores, "executionAttemptCount": 1,
         "activeForwards": [], "vpnConnections": [],
     }
+
+
+TASK_INFO_LIMIT = 8     # running instances listed per task in `status.runningInstancesInfo`
+COMPLETED_LIMIT = 64    # ended instances listed per task in `completedInstances`
+SUMMARY_LEAVES_OUT = ("status", "completedInstances", "constants")   # what a task summary lacks
+
+
+def api_time_precise(seconds: float | None) -> str | None:
+    """A date to the microsecond (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, which the SDK parses): task timings are
+    finer than a second."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def task_document(task: EmulatedTask, now: float, summary: bool = False) -> dict:
+    """A task as the API sends it; `wallTime` runs from its first instance's start to its end (or now),
+    `executionTime` sums its instances' running seconds."""
+    (since, state), previous = task.state_at(now)
+    end = task.end if state in TERMINAL else None
+    first_start = task.starts[0][0] if task.starts else None
+    wall = 0.0 if first_start is None else max(0.0, (end if end is not None else now) - first_start)
+    executed = task.instance_seconds(now)
+    running = _running(task, now)
+    cpu, ghz, _ = CPU_MODELS.get(task.profile, CPU_MODELS["docker-batch"])
+    doc = {
+        "uuid": task.uuid, "name": task.name, "shortname": task.uuid, "profile": task.profile,
+        "poolUuid": task.pool, "jobUuid": None, "tags": task.extra.get("tags") or [],
+        "labels": task.extra.get("labels") or {}, "constants": task.extra.get("constants") or [], "errors": [],
+        "instanceCount": task.instances, "runningInstanceCount": sum(n for _, n in running),
+        "runningCoreCount": 0, "state": state, "stateTransitionTime": api_time_precise(since),
+        "previousState": previous[1] if previous else None,
+        "previousStateTransitionTime": api_time_precise(previous[0]) if previous else None,
+        "lastModified": api_time_precise(since), "creationDate": api_time_precise(task.created),
+        "endDate": api_time_precise(end), "executionTime": format_timespan(executed),
+        "wallTime": format_timespan(wall), "resultsCount": 0, "autoDeleteOnCompletion": False,
+        "completionTimeToLive": "00:00:00", "hardwareConstraints": [], "forcedNetworkRules": [],
+        "status": task_status(task, now, executed, wall, running, cpu, ghz),
+        "completedInstances": [
+            {"instanceId": i, "state": "Success", "wallTimeSec": task.duration, "execTimeSec": task.duration,
+             "execTimeSecGHz": round(task.duration * ghz, 3), "peakMemoryMB": 0, "averageGHz": ghz,
+             "results": [], "executionAttemptCount": 1}
+            for i, start in _instances(task) if start + task.duration <= now][:COMPLETED_LIMIT],
+    }
+    for key, value in task.extra.items():
+        doc.setdefault(key, value)
+    if summary:
+        for key in SUMMARY_LEAVES_OUT:
+            doc.pop(key, None)
+    return doc
+
+
+def task_status(task: EmulatedTask, now: float, executed: float, wall: float, running, cpu: str, ghz: float) -> dict:
+    finished = sum(n for at, n in task.starts if at + task.duration <= now)
+    shown = [(i, start) for i, start in _instances(task) if start + task.duration > now >= start][:TASK_INFO_LIMIT]
+    return {
+        "downloadProgress": 100.0, "executionProgress": round(100.0 * finished / task.instances, 2),
+        "uploadProgress": 0.0, "instanceCount": sum(n for _, n in running),
+        "downloadTime": "00:00:00", "downloadTimeSec": 0.0, "environmentTime": "00:00:00", "environmentTimeSec": 0.0,
+        "executionTime": format_timespan(executed), "executionTimeSec": round(executed, 6),
+        "uploadTime": "00:00:00", "uploadTimeSec": 0.0,
+        "wallTime": format_timespan(wall), "wallTimeSec": round(wall, 6),
+        "succeededRange": _range(finished), "executedRange": _range(finished), "failedRange": "",
+        "lastUpdateTimestamp": api_time_precise(now),
+        "executionTimeByCpuModel": [{"model": cpu, "time": round(executed), "core": 1}] if executed else [],
+        "executionTimeGhzByCpuModel": [{"model": cpu, "timeGhz": round(executed * ghz, 3), "clockRatio": 1.0,
+                                        "core": 1}] if executed else [],
+        "runningInstancesInfo": {
+            "perRunningInstanceInfo": [
+                {"instanceId": i, "phase": "execution", "cpuUsage": BUSY_CPU, "memoryUsage": round(BUSY_CPU / 250, 4),
+                 "maxFrequencyGHz": ghz, "currentFrequencyGHz": ghz, "progress": 0.0,
+                 "executionTimeSec": round(now - start), "executionTimeGHz": round((now - start) * ghz, 3),
+                 "cpuModel": cpu, "coreCount": 1, "executionAttemptCount": 1, "activeForwards": [],
+                 "vpnConnections": []}
+                for i, start in shown],
+            "timestamp": api_time_precise(now), "averageCpuUsage": BUSY_CPU if running else 0.0,
+            "snapshotResults": [], "runningCoreCountByCpuModel": [],
+        },
+    }
+
+
+def _instances(task: EmulatedTask):
+    """(instance id, start) of each started instance, ids in start order."""
+    i = 0
+    for start, n in task.starts:
+        for _ in range(n):
+            yield i, start
+            i += 1
+
+
+def _running(task: EmulatedTask, now: float) -> list[tuple[float, int]]:
+    return [(at, n) for at, n in task.starts if at <= now < at + task.duration]
+
+
+def _range(count: int) -> str:
+    return "" if count == 0 else ("0" if count == 1 else f"0-{count - 1}")

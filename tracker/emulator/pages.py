@@ -1,4 +1,4 @@
-"""Keyset pagination: pools in creation order, a page token naming the last pool served.
+"""Keyset pagination: pools (or tasks) in creation order, a page token naming the last one served.
 
 The token is opaque to clients (base64 of JSON). Because it records where the listing stopped rather
 than how many pools came before, deleting pools between two pages never makes the listing skip a pool,
@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import orjson
 
-from tracker.emulator.cluster import EmulatedPool
+
+class Listed(Protocol):
+    """What a page holds: a pool or a task (its creation sequence number and uuid)."""
+    order: int
+    uuid: str
 
 
-def sort_key(pool: EmulatedPool) -> tuple[int, str]:
+def sort_key(pool: Listed) -> tuple[int, str]:
     return pool.order, pool.uuid
 
 
-def encode_token(last: EmulatedPool) -> str:
+def encode_token(last: Listed) -> str:
     return base64.urlsafe_b64encode(orjson.dumps({"after": list(sort_key(last))})).decode()
 
 
@@ -33,7 +37,7 @@ def decode_token(token: object) -> tuple[int, str] | None:
         raise ValueError("invalid pagination token") from None
 
 
-def page(pools: Sequence[EmulatedPool], token: object, limit: int) -> tuple[list[EmulatedPool], str | None]:
+def page(pools: Sequence[Listed], token: object, limit: int) -> tuple[list[Listed], str | None]:
     """The page after `token` and the next page's token (None on the last page)."""
     after = decode_token(token)
     ordered = sorted(pools, key=sort_key)   # already nearly sorted: the cluster keeps creation order
