@@ -203,7 +203,8 @@ class Daemon:
         if self.stopping.is_set():
             return
         try:
-            now = self.clock()
+            last = self.store.last_recorded     # before this process's first poll the API's clock is unknown:
+            now = max(self.clock(), last) if last else self.clock()   # never record behind the history
             run = {"pools": self.costs.collect_pools, "account": self.costs.collect_account, "tasks": self.tasks.collect}
             result = run[what](now)
         except Exception as exc:  # noqa: BLE001 - the daemon outlives any one run
