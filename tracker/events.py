@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Iterable, Mapping
 
 from policies.scaling import Scaling
 from policies.settings import ElasticSettings
@@ -107,48 +108,79 @@ TASK_TYPES = ("task_submitted", "task_started", "task_finished", "task_unreadabl
 
 def apply(view: PoolView | None, event: Event) -> PoolView | None:
     """The projection fold: the view after `event` (None once a pool has vanished)."""
-    if event.type in ADVISOR_TYPES or event.type in TASK_TYPES:
-        return view                     # decisions about a pool, or its tasks: not observations of the pool
-    if event.type == "pool_vanished" or (view is None and event.type in FIGURE_TYPES):
-        return None                     # (figures fetched just as a pool went away do not bring it back)
-    if view is None:
-        view = PoolView(event.pool_uuid, discovered_at=event.recorded_at)
+    return fold(view, (event,))
+
+
+def fold(view: PoolView | None, events: Iterable[Event]) -> PoolView | None:
+    """The view after one pool's `events`, in order: what `apply`-ing them one by one gives, but the view is
+    rebuilt once, not once per event (copying a 24-field frozen dataclass costs microseconds)."""
     changes: dict = {}
-    if event.execution_seconds is not None:
-        changes.update(execution_seconds=event.execution_seconds, execution_at=event.recorded_at)
-    kind, payload = event.type, event.payload or {}
-    if kind in ("pool_discovered", "pool_updated"):
+    for event in events:
+        kind = event.type
+        if kind in ADVISOR_TYPES or kind in TASK_TYPES:
+            continue                    # decisions about a pool, or its tasks: not observations of the pool
+        if kind == "pool_vanished" or (view is None and kind in FIGURE_TYPES):
+            view, changes = None, {}    # (figures fetched just as a pool went away do not bring it back)
+            continue
+        if view is None:
+            view = PoolView(event.pool_uuid, discovered_at=event.recorded_at)
+        if event.execution_seconds is not None:
+            changes["execution_seconds"], changes["execution_at"] = event.execution_seconds, event.recorded_at
+        _note_changes(kind, event, changes)
+    return _rebuilt(view, changes) if changes else view
+
+
+def folded(views: Mapping[str, PoolView], events: Iterable[Event]) -> dict[str, PoolView | None]:
+    """Each pool the `events` touch -> its view after them (None: gone), folding each pool's events at once."""
+    by_pool: dict[str, list[Event]] = {}
+    for event in events:
+        if event.pool_uuid is not None:
+            by_pool.setdefault(event.pool_uuid, []).append(event)
+    return {uuid: fold(views.get(uuid), mine) for uuid, mine in by_pool.items()}
+
+
+def _note_changes(kind: str, event: Event, changes: dict) -> None:
+    """The fields one event sets, written into `changes` (later events overwrite earlier ones)."""
+    payload = event.payload or {}
+    if kind == "state_changed":
+        changes["state"], changes["state_since"] = event.state_to, event.occurred_at
+    elif kind == "instances_changed":
+        changes["running_instances"] = int(event.value_new)
+    elif kind == "cores_changed":
+        changes["running_cores"] = int(event.value_new)
+    elif kind == "queued_changed":
+        changes["queued_or_running"] = int(event.value_new)
+    elif kind in ("pool_discovered", "pool_updated"):
         changes.update(name=payload["name"], shortname=payload.get("shortname"), profile=payload.get("profile"),
                        tags=tuple(payload.get("tags") or ()),
                        labels=tuple(sorted((payload.get("labels") or {}).items())),
                        slots_per_node=payload.get("slots_per_node") or 1, scheduling_type=payload.get("scheduling_type"),
                        project=payload.get("project"))
-    elif kind == "state_changed":
-        changes.update(state=event.state_to, state_since=event.occurred_at)
-    elif kind == "instances_changed":
-        changes.update(running_instances=int(event.value_new))
-    elif kind == "cores_changed":
-        changes.update(running_cores=int(event.value_new))
-    elif kind == "queued_changed":
-        changes.update(queued_or_running=int(event.value_new))
     elif kind == "settings_changed":
         new = payload.get("new")
-        changes.update(settings=None if new is None else ElasticSettings.from_api(new))
+        changes["settings"] = None if new is None else ElasticSettings.from_api(new)
     elif kind == "scaling_changed":
         new = payload.get("new")
-        changes.update(scaling=None if new is None else Scaling.from_api(new))
+        changes["scaling"] = None if new is None else Scaling.from_api(new)
     elif kind == "scaling_policy_activated":
-        changes.update(active_policy=payload.get("to"))
+        changes["active_policy"] = payload.get("to")
     elif kind == "errors_appeared":
-        changes.update(errors=tuple(payload.get("errors") or ()))
+        changes["errors"] = tuple(payload.get("errors") or ())
     elif kind == "errors_cleared":
-        changes.update(errors=())
+        changes["errors"] = ()
     elif kind == "credits_checkpointed":
-        changes.update(credits_euros=event.value_new)
+        changes["credits_euros"] = event.value_new
     elif kind == "carbon_checkpointed":
-        changes.update(carbon=tuple(sorted(payload.items())))
+        changes["carbon"] = tuple(sorted(payload.items()))
     elif kind == "pool_unreadable":
-        changes.update(unreadable=payload.get("reason") or "unreadable")
+        changes["unreadable"] = payload.get("reason") or "unreadable"
     elif kind == "pool_readable":
-        changes.update(unreadable=None)
-    return dataclasses.replace(view, **changes) if changes else view
+        changes["unreadable"] = None
+
+
+_VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(PoolView))
+
+
+def _rebuilt(view: PoolView, changes: dict) -> PoolView:
+    """`dataclasses.replace(view, **changes)`, in half the time (it is called once per changed pool per poll)."""
+    return PoolView(*[changes[name] if name in changes else getattr(view, name) for name in _VIEW_FIELDS])

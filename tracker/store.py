@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from tracker.events import Event, PoolView, apply
+from tracker.events import Event, PoolView, apply, folded
 
 SCHEMA_VERSION = 1
 PY_MAX_TIME = "9999-12-31 23:59:59"   # the latest timestamp Python's datetime can hold
@@ -179,8 +179,8 @@ class Store:
         self._next_seq = first + len(events)
         times = [event.recorded_at for event in events] + ([_utc_aware(poll_row[2])] if poll_row else [])
         self.last_recorded = max([t for t in (self.last_recorded, *times) if t is not None], default=None)
-        for event in events:
-            self._fold(event)
+        for uuid, view in folded(self.views, events).items():
+            self._put(uuid, view)
 
     def check_identity(self) -> None:
         """Writes into a deleted or replaced file would vanish at exit; stop instead of losing them."""
@@ -234,14 +234,11 @@ class Store:
                                   "WHERE type = 'account_observed' GROUP BY ALL").fetchall()
         return {what: json.loads(value) for what, value in rows}
 
-    def _fold(self, event: Event) -> None:
-        if event.pool_uuid is None:
-            return
-        view = apply(self.views.get(event.pool_uuid), event)
+    def _put(self, uuid: str, view: PoolView | None) -> None:
         if view is None:
-            self.views.pop(event.pool_uuid, None)
+            self.views.pop(uuid, None)
         else:
-            self.views[event.pool_uuid] = view
+            self.views[uuid] = view
 
     def _replay(self) -> dict[str, PoolView]:
         """Fold the log with the same function the live path uses, so both agree by construction.
@@ -263,7 +260,8 @@ class Store:
         while batch := cursor.fetchmany(50_000):
             for row in batch:
                 try:
-                    self._fold(_row_event(row))
+                    event = _row_event(row)
+                    self._put(event.pool_uuid, apply(self.views.get(event.pool_uuid), event))
                 except (TypeError, ValueError, KeyError, AttributeError):
                     self.replay_skipped += 1    # a row an older, laxer version wrote: the rest still counts
         return self.views
