@@ -1,9 +1,11 @@
 """The write path's fast paths give exactly what their slow, obvious counterparts give."""
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import given, settings, strategies as st
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tracker.events import Event, apply, folded
+from tracker.store import Store, _row_event
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SETTINGS = {"isElastic": True, "minTotalSlots": 0, "maxTotalSlots": 4, "minIdleSlots": 0, "minIdleTimeSeconds": 60,
@@ -43,3 +45,27 @@ def test_folding_a_batch_per_pool_equals_applying_its_events_one_by_one(earlier,
     before = one_by_one({}, earlier)
     after = {**before, **folded(before, batch)}
     assert {uuid: view for uuid, view in after.items() if view is not None} == one_by_one(before, batch)
+
+
+zones = st.sampled_from([timezone.utc, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))])
+stamps = st.builds(lambda minute, zone: (T0 + timedelta(minutes=minute)).astimezone(zone), st.integers(0, 4), zones)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("roundtrip") / "r.duckdb")
+    yield store
+    store.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.builds(lambda event, occurred, recorded: Event(
+    event.type, event.pool_uuid, occurred, recorded, event.state_from, event.state_to, event.value_old,
+    event.value_new, event.execution_seconds, event.payload), events, stamps, stamps), min_size=1, max_size=40))
+def test_events_read_back_from_the_store_as_they_were_written(store, written):
+    """Times shared by many events are converted once and spread by index: each row still gets its own."""
+    poll = store.append_poll(T0, T0, written)
+    read = [_row_event(row) for row in store.query(f"SELECT * FROM events WHERE poll_id = {poll} ORDER BY seq").rows]
+    assert read == written
+    latest = store.query("SELECT max(recorded_at) FROM events").rows[0][0].replace(tzinfo=timezone.utc)
+    assert store.last_recorded == latest     # the latest time the history speaks of, for the clock check

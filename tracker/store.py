@@ -16,8 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracker.events import Event, PoolView, apply, folded
 
@@ -159,13 +161,14 @@ class Store:
         """One transaction; any failure rolls it back and raises the database's own reason, so a full disk
         reads as "No space left on device", not as the rollback's complaint."""
         self.check_identity()
-        first = self._next_seq
+        first, table = self._next_seq, None
         try:
             self._con.execute("BEGIN")
             if poll_row is not None:
                 self._con.execute("INSERT INTO polls VALUES (?, ?, ?, ?, ?, ?, ?, ?)", poll_row)
             if events:
-                self._con.register("new_events", _events_table(events, first, poll_id))
+                table = _events_table(events, first, poll_id)
+                self._con.register("new_events", table)
                 self._con.execute("INSERT INTO events SELECT * FROM new_events")
                 self._con.unregister("new_events")
             self._con.execute("COMMIT")
@@ -177,8 +180,9 @@ class Store:
             raise StoreError(f"could not write to {self.path}: {_first_line(exc)}; "
                              "check free disk space and permissions (polls resume by themselves)") from None
         self._next_seq = first + len(events)
-        times = [event.recorded_at for event in events] + ([_utc_aware(poll_row[2])] if poll_row else [])
-        self.last_recorded = max([t for t in (self.last_recorded, *times) if t is not None], default=None)
+        latest_event = None if table is None else _utc_aware(pc.max(table["recorded_at"]).as_py())
+        times = (self.last_recorded, latest_event, _utc_aware(poll_row[2]) if poll_row else None)
+        self.last_recorded = max([t for t in times if t is not None], default=None)
         for uuid, view in folded(self.views, events).items():
             self._put(uuid, view)
 
@@ -362,8 +366,8 @@ class Store:
 def _events_table(events: list[Event], first_seq: int, poll_id: int | None) -> pa.Table:
     n = len(events)
     return pa.table({
-        "seq": pa.array(range(first_seq, first_seq + n), pa.int64()),
-        "poll_id": pa.array([poll_id] * n, pa.int64()),
+        "seq": pa.array(np.arange(first_seq, first_seq + n, dtype=np.int64)),
+        "poll_id": pa.nulls(n, pa.int64()) if poll_id is None else pa.repeat(pa.scalar(poll_id, pa.int64()), n),
         "pool_uuid": [e.pool_uuid for e in events],
         "type": [e.type for e in events],
         "occurred_at": _naive_utc_array([e.occurred_at for e in events]),
@@ -378,8 +382,11 @@ def _events_table(events: list[Event], first_seq: int, poll_id: int | None) -> p
 
 
 def _naive_utc_array(values: list[datetime]) -> pa.Array:
-    """Aware datetimes -> naive UTC timestamps, converted in Arrow rather than one by one in Python."""
-    return pa.array(values, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
+    """Aware datetimes -> naive UTC timestamps. A poll's events share a few distinct times: each distinct one
+    is converted once, then spread by index (converting 100,000 datetimes one by one took 25 ms)."""
+    index = {value: i for i, value in enumerate(dict.fromkeys(values))}
+    distinct = pa.array(list(index), pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
+    return distinct.take(pa.array([index[value] for value in values], pa.int32()))
 
 
 def _row_event(row: tuple) -> Event:
