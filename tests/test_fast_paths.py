@@ -1,10 +1,14 @@
 """The write path's fast paths give exactly what their slow, obvious counterparts give."""
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tracker.events import Event, apply, folded
+from policies.settings import ElasticSettings
+from tracker.events import Event, PoolView, apply, folded
+from tracker.metrics import PoolCollector
+from tracker.snapshot import STATES
 from tracker.store import Store, _row_event
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -69,3 +73,26 @@ def test_events_read_back_from_the_store_as_they_were_written(store, written):
     assert read == written
     latest = store.query("SELECT max(recorded_at) FROM events").rows[0][0].replace(tzinfo=timezone.utc)
     assert store.last_recorded == latest     # the latest time the history speaks of, for the clock check
+
+
+step = st.tuples(st.sampled_from(["change", "add", "remove", "recommend"]), st.sampled_from("abcd"),
+                 st.integers(0, 5))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(step, max_size=12))
+def test_a_cached_scrape_serves_the_bytes_a_fresh_one_renders(steps):
+    """Pools changed, added, removed or given recommendations between scrapes: the collector that reuses
+    what it rendered before serves exactly what a brand-new one renders."""
+    views = {"a": PoolView("a", name="a", state="FullyExecuting", running_cores=4, tags=("t",))}
+    recommendations: dict = {}
+    kept = PoolCollector(lambda: list(views.values()), lambda: recommendations)
+    for kind, uuid, n in steps:
+        if kind == "remove":
+            views.pop(uuid, None)
+        elif kind == "recommend":
+            recommendations = {**recommendations, uuid: {"p": ElasticSettings(0, n + 1, 0, 60, 0.5, 90)}}
+        else:
+            base = views.get(uuid) or PoolView(uuid, name=uuid, state="Submitted")
+            views[uuid] = dataclasses.replace(base, running_cores=n, state=STATES[n]) if kind == "change" else base
+        assert kept.render() == PoolCollector(lambda: list(views.values()), lambda: recommendations).render()
