@@ -52,7 +52,9 @@ def test_folding_a_batch_per_pool_equals_applying_its_events_one_by_one(earlier,
 
 
 zones = st.sampled_from([timezone.utc, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))])
-stamps = st.builds(lambda minute, zone: (T0 + timedelta(minutes=minute)).astimezone(zone), st.integers(0, 4), zones)
+TIMES = [(T0 + timedelta(minutes=m)).astimezone(z) for m in range(4) for z in (timezone.utc, timezone(timedelta(hours=2)))]
+stamps = st.sampled_from(TIMES) | st.builds(lambda minute, zone: (T0 + timedelta(minutes=minute)).astimezone(zone),
+                                           st.integers(0, 4), zones)   # shared time objects, as in a poll, or not
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ hour without a row per pool per poll.
 """
 from __future__ import annotations
 
+import operator
 from datetime import datetime
 from typing import Collection, Iterable, Mapping
 
@@ -17,6 +18,9 @@ COUNTERS = (  # event type, view field, snapshot field
     ("cores_changed", "running_cores", "running_core_count"),
     ("queued_changed", "queued_or_running", "queued_or_running_task_instances"),
 )
+COUNTER_EVENTS = tuple(kind for kind, _, _ in COUNTERS)
+_view_counts = operator.attrgetter(*(view_field for _, view_field, _ in COUNTERS))
+_snapshot_counts = operator.attrgetter(*(snap_field for _, _, snap_field in COUNTERS))
 
 
 def derive(view: PoolView | None, snap: PoolSnapshot, now: datetime) -> list[Event]:
@@ -39,10 +43,11 @@ def derive(view: PoolView | None, snap: PoolSnapshot, now: datetime) -> list[Eve
         out.append(event("pool_updated", payload=meta_payload(*meta)))
 
     out.extend(_state_events(view, snap, now, event))
-    for kind, view_field, snap_field in COUNTERS:
-        old, new = getattr(view, view_field), getattr(snap, snap_field)
-        if old != new:
-            out.append(event(kind, value_old=old, value_new=new))
+    olds, news = _view_counts(view), _snapshot_counts(snap)
+    if olds != news:                            # (one comparison for the many pools whose counts stay put)
+        for kind, old, new in zip(COUNTER_EVENTS, olds, news):
+            if old != new:
+                out.append(event(kind, value_old=old, value_new=new))
     if snap.elastic != view.settings:
         out.append(event("settings_changed", payload={"old": settings_payload(view.settings),
                                                       "new": settings_payload(snap.elastic)}))
@@ -85,7 +90,7 @@ def _within(at: datetime | None, earliest: datetime | None, latest: datetime) ->
 
 
 def _new_hour(last: datetime | None, now: datetime) -> bool:
-    return last is None or (last.date(), last.hour) != (now.date(), now.hour)
+    return last is None or last.hour != now.hour or last.date() != now.date()
 
 
 def derive_poll(views: Mapping[str, PoolView], snapshots: Iterable[PoolSnapshot], now: datetime,

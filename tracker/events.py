@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Mapping
@@ -118,25 +119,35 @@ def fold(view: PoolView | None, events: Iterable[Event]) -> PoolView | None:
     changes: dict = {}
     for event in events:
         kind = event.type
-        if kind in ADVISOR_TYPES or kind in TASK_TYPES:
+        if kind in _DECISIONS:
             continue                    # decisions about a pool, or its tasks: not observations of the pool
-        if kind == "pool_vanished" or (view is None and kind in FIGURE_TYPES):
-            view, changes = None, {}    # (figures fetched just as a pool went away do not bring it back)
-            continue
-        if view is None:
+        if view is None or kind == "pool_vanished":
+            if kind == "pool_vanished" or kind in FIGURE_TYPES:
+                view, changes = None, {}    # (figures fetched just as a pool went away do not bring it back)
+                continue
             view = PoolView(event.pool_uuid, discovered_at=event.recorded_at)
         if event.execution_seconds is not None:
-            changes["execution_seconds"], changes["execution_at"] = event.execution_seconds, event.recorded_at
-        _note_changes(kind, event, changes)
+            changes["execution_seconds"] = event.execution_seconds
+            changes["execution_at"] = event.recorded_at
+        counter = _COUNTERS.get(kind)
+        if counter is not None:         # the most frequent events, first
+            changes[counter] = int(event.value_new)
+        else:
+            _note_changes(kind, event, changes)
     return _rebuilt(view, changes) if changes else view
+
+
+_DECISIONS = frozenset(ADVISOR_TYPES + TASK_TYPES)
+_COUNTERS = {"instances_changed": "running_instances", "cores_changed": "running_cores",
+             "queued_changed": "queued_or_running"}
 
 
 def folded(views: Mapping[str, PoolView], events: Iterable[Event]) -> dict[str, PoolView | None]:
     """Each pool the `events` touch -> its view after them (None: gone), folding each pool's events at once."""
-    by_pool: dict[str, list[Event]] = {}
+    by_pool: defaultdict[str | None, list[Event]] = defaultdict(list)
     for event in events:
-        if event.pool_uuid is not None:
-            by_pool.setdefault(event.pool_uuid, []).append(event)
+        by_pool[event.pool_uuid].append(event)
+    by_pool.pop(None, None)             # events about no pool (the account's figures)
     return {uuid: fold(views.get(uuid), mine) for uuid, mine in by_pool.items()}
 
 
@@ -145,12 +156,6 @@ def _note_changes(kind: str, event: Event, changes: dict) -> None:
     payload = event.payload or {}
     if kind == "state_changed":
         changes["state"], changes["state_since"] = event.state_to, event.occurred_at
-    elif kind == "instances_changed":
-        changes["running_instances"] = int(event.value_new)
-    elif kind == "cores_changed":
-        changes["running_cores"] = int(event.value_new)
-    elif kind == "queued_changed":
-        changes["queued_or_running"] = int(event.value_new)
     elif kind in ("pool_discovered", "pool_updated"):
         changes.update(name=payload["name"], shortname=payload.get("shortname"), profile=payload.get("profile"),
                        tags=tuple(payload.get("tags") or ()),

@@ -382,11 +382,18 @@ def _events_table(events: list[Event], first_seq: int, poll_id: int | None) -> p
 
 
 def _naive_utc_array(values: list[datetime]) -> pa.Array:
-    """Aware datetimes -> naive UTC timestamps. A poll's events share a few distinct times: each distinct one
-    is converted once, then spread by index (converting 100,000 datetimes one by one took 25 ms)."""
-    index = {value: i for i, value in enumerate(dict.fromkeys(values))}
-    distinct = pa.array(list(index), pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
-    return distinct.take(pa.array([index[value] for value in values], pa.int32()))
+    """Aware datetimes -> naive UTC timestamps, converted in Arrow (300 ns each). A poll's events share a few
+    time objects (its `now` above all): then each distinct object is converted once and spread by index."""
+    by_id = dict(zip(map(id, values), values))
+    if 2 * len(by_id) > len(values):    # mostly distinct objects: spreading them would not pay
+        return _to_naive_utc(values)
+    position = {key: i for i, key in enumerate(by_id)}
+    spread = pa.array(list(map(position.__getitem__, map(id, values))), pa.int32())
+    return _to_naive_utc(list(by_id.values())).take(spread)
+
+
+def _to_naive_utc(values: list) -> pa.Array:
+    return pa.array(values, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
 
 
 def _row_event(row: tuple) -> Event:
