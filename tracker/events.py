@@ -3,7 +3,8 @@
 An event records a change, never a sample: a pool that does nothing costs no rows. Pool events carry
 the pool's `executionTime` as seen at that poll, so core-seconds can be integrated between them.
 Adding an event type means adding its name to `EVENT_TYPES` and, if it changes the view, a case in
-`apply`. Schema changes add versions in the store; history is never rewritten.
+`_note_changes` (the one place `apply` and the batch `fold` learn what an event sets). Schema changes add
+versions in the store; history is never rewritten.
 """
 from __future__ import annotations
 
