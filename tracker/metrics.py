@@ -161,8 +161,9 @@ class PoolCollector(Collector):
                  recommendations: Callable[[], Recommendations] = dict, pool_labels: Iterable[str] = ()) -> None:
         self.views, self.recommendations = views, recommendations
         self.label_keys = frozenset(pool_labels)
-        self._cache: dict[str, tuple[PoolView, object, dict[str, bytes]]] = {}
-        self._body: bytes | None = None      # the last rendering, served again while no pool changed
+        # The last rendering and what it was made of, in one attribute so a concurrent scrape never pairs a
+        # body with another rendering's pools: uuid -> (view, recommendations, lines by family), body.
+        self._last: tuple[dict[str, tuple[PoolView, object, dict[str, bytes]]], bytes | None] = ({}, None)
 
     def collect(self):
         families = {name: Metric(name, text, kind) if extra is None else
@@ -181,13 +182,14 @@ class PoolCollector(Collector):
 
     def render(self) -> bytes:
         recommendations = self.recommendations()
+        cache, body = self._last
         fresh: dict[str, tuple[PoolView, object, dict[str, bytes]]] = {}
         changed = False
         for view in self.views():
             if view.state is None:           # only ever seen as an unreadable document
                 continue
             recommended = recommendations.get(view.uuid, {})
-            cached = self._cache.get(view.uuid)
+            cached = cache.get(view.uuid)
             if cached and cached[0] is view and cached[1] == recommended:
                 fresh[view.uuid] = cached
             else:
@@ -196,10 +198,10 @@ class PoolCollector(Collector):
                 except (TypeError, ValueError):   # a value from an old, unvalidated history: skip this pool only
                     lines = {}
                 fresh[view.uuid], changed = (view, recommended, lines), True
-        if changed or self._body is None or list(fresh) != list(self._cache):   # a pool changed, came, went or moved
-            self._body = self._joined(fresh.values())
-        self._cache = fresh
-        return self._body
+        if changed or body is None or list(fresh) != list(cache):   # a pool changed, came, went or moved
+            body = self._joined(fresh.values())
+        self._last = fresh, body
+        return body
 
     @staticmethod
     def _joined(pools) -> bytes:
