@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from policies.settings import ElasticSettings
 from tracker.events import Event, PoolView, apply, folded
 from tracker.metrics import PoolCollector
+from tracker.parse import BadDocument, _scaling, _scaling_of
 from tracker.snapshot import STATES
 from tracker.store import Store, _row_event
 
@@ -98,3 +99,25 @@ def test_a_cached_scrape_serves_the_bytes_a_fresh_one_renders(steps):
             base = views.get(uuid) or PoolView(uuid, name=uuid, state="Submitted")
             views[uuid] = dataclasses.replace(base, running_cores=n, state=STATES[n]) if kind == "change" else base
         assert kept.render() == PoolCollector(lambda: list(views.values()), lambda: recommendations).render()
+
+
+numbers = st.none() | st.integers(-2, 50) | st.floats(allow_nan=True, allow_infinity=True) | st.booleans()
+policy = st.fixed_dictionaries({"type": st.sampled_from(["Fixed", "ManagedTasksQueue", "Other"]), "name": st.text(
+    max_size=3), "slotsCount": numbers, "minTotalSlots": numbers, "maxTotalSlots": numbers,
+    "enabledPeriods": st.just([{"type": "Always"}]) | st.just(({"type": "Always"},))})
+scaling_documents = st.fixed_dictionaries({"policies": st.lists(policy, max_size=3) | st.just(None),
+                                           "activePolicyName": st.none() | st.text(max_size=3) | st.integers()})
+
+
+def outcome(parse, body):
+    try:
+        return parse(body)
+    except BadDocument as exc:
+        return str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(scaling_documents, min_size=1, max_size=4))
+def test_scaling_documents_parsed_once_per_distinct_json_read_as_parsing_each_does(bodies):
+    for body in bodies:
+        assert outcome(_scaling, body) == outcome(_scaling_of, body)

@@ -210,6 +210,8 @@ def _scaling(body: object) -> tuple[Scaling | None, str | None]:
     try:
         key = orjson.dumps(body)
     except TypeError:           # not JSON (a document built in code): parse it as it is
+        key = None
+    if key is None or orjson.loads(key) != body:    # NaN, tuples...: only JSON values share a parse
         return _scaling_of(body)
     return _scaling_of_json(key)
 
