@@ -26,6 +26,7 @@ PAYLOADS = {  # every event type that changes a view, with a payload it can carr
     "errors_cleared": None, "execution_checkpointed": None, "pool_vanished": None,
     "credits_checkpointed": None, "carbon_checkpointed": {"energy_wh": 3.0, "pue": 1.1},
     "pool_unreadable": {"reason": "bad"}, "pool_readable": None, "recommendation_made": {"policy": "x"},
+    "task_submitted": {"task": "t"},
 }
 
 events = st.builds(
