@@ -383,7 +383,10 @@ def _events_table(events: list[Event], first_seq: int, poll_id: int | None) -> p
 
 def _naive_utc_array(values: list[datetime]) -> pa.Array:
     """Aware datetimes -> naive UTC timestamps, converted in Arrow (300 ns each). A poll's events share a few
-    time objects (its `now` above all): then each distinct object is converted once and spread by index."""
+    time objects (its `now` above all): one instant for all is converted once and repeated; else each distinct
+    object is converted once and spread by index."""
+    if values and values.count(values[0]) == len(values):     # (list.count compares in C: 1 ms for 100,000)
+        return pa.repeat(_to_naive_utc(values[:1])[0], len(values))
     by_id = dict(zip(map(id, values), values))
     if 2 * len(by_id) > len(values):    # mostly distinct objects: spreading them would not pay
         return _to_naive_utc(values)
