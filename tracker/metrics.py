@@ -153,8 +153,8 @@ class PoolCollector(Collector):
     `render()` serves them as exposition text, re-formatting only pools whose view (immutable, so
     compared by identity) or recommendations changed since the last scrape, and re-joining the text only
     when one did: 50,000 pools are ~1.45M series (140 MB), too many to format or even join in Python at
-    every scrape. `collect()` yields the same
-    samples as metric families, for use in any prometheus_client registry.
+    every scrape. `collect()` yields the same samples as metric families, for use in any prometheus_client
+    registry.
     """
 
     def __init__(self, views: Callable[[], Iterable[PoolView]],
