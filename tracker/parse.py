@@ -163,7 +163,6 @@ def parse_pool(doc: object) -> PoolSnapshot:
             tags=tuple(map(str, tags)),
             labels=tuple(sorted(zip(map(str, labels), map(str, labels.values())))),
             errors=_errors(doc.get("errors")),
-            cpu_usage=_cpu_usage(doc.get("status")),
             slots_per_node=slots_per_node,
             total_slot_capacity=None if capacity is None else _count("totalSlotCapacity", capacity),
             pool_usage=None if usage is None else float(usage),
@@ -236,16 +235,3 @@ def _errors(errors: object) -> tuple[str, ...]:
     if not isinstance(errors, list):
         raise BadDocument(f"field 'errors' should be a list, got {errors!r}")
     return tuple(str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e) for e in errors)
-
-
-def _cpu_usage(status: object) -> tuple[tuple[str, float], ...]:
-    if not isinstance(status, dict):
-        return ()
-    info = status.get("runningInstancesInfo") or {}
-    per_instance = info.get("perRunningInstanceInfo") or () if isinstance(info, dict) else ()
-    usage = tuple([(str(i.get("instanceId")), float(i["cpuUsage"]))
-                   for i in per_instance if isinstance(i, dict) and i.get("cpuUsage") is not None])
-    for _, cpu in usage:
-        if not math.isfinite(cpu):
-            raise BadDocument("field 'status.runningInstancesInfo.perRunningInstanceInfo.cpuUsage' should be finite")
-    return usage

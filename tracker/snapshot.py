@@ -37,7 +37,6 @@ class PoolSnapshot:
     tags: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()      # sorted (key, value) pairs: hashable and ordered
     errors: tuple[str, ...] = ()                  # error messages as the API reports them
-    cpu_usage: tuple[tuple[str, float], ...] = ()  # (instanceId, cpuUsage) where the API gives it
     slots_per_node: int = 1                       # multiSlotsSettings.slotsPerNode
     total_slot_capacity: int | None = None        # a static pool's slots, an elastic one's maximum
     pool_usage: float | None = None               # dispatched task instances / slot capacity
