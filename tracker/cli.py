@@ -152,6 +152,9 @@ def emulator(port, host, pools, finished, seed, speed, token, startup_delay, fau
 def run(config_path, db, interval, port, log_format):
     """Run the daemon: poll the Qarnot API and record every change.
 
+    Polls list live pools only (and only the fields read) between full listings every
+    poll.full_sweep_seconds; with [lake] url set, the history is also published to a shared Parquet lake.
+
     Precedence: defaults < config file < environment (QARNOT_CLUSTER_URL, QARNOT_CLIENT_TOKEN,
     QARNOT_CLUSTER_TIMEOUT, POOL_TRACKER_<SECTION>_<KEY>) < these flags.
     """
