@@ -21,9 +21,8 @@ from tracker.collect import CollectResult
 from tracker.events import Event
 from tracker.logs import event
 from tracker.parse import BadDocument
+from tracker.snapshot import FINISHED
 from tracker.store import Store
-
-ENDED_POOL_STATES = ("Closed", "Failure")
 
 
 class TaskCollector:
@@ -40,7 +39,7 @@ class TaskCollector:
 
     def collect(self, now: datetime) -> CollectResult:
         live = sorted(v.uuid for v in list(self.store.views.values())
-                      if v.state is not None and v.state not in ENDED_POOL_STATES)
+                      if v.state is not None and v.state not in FINISHED)
         sweep = self.last_sweep is None or (now - self.last_sweep).total_seconds() >= self.config.sweep_interval_seconds
         docs, failed = [], 0
         step = self.config.pools_per_request
