@@ -4,9 +4,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, strategies as st
 
 from policies.settings import ElasticSettings
-from tracker.derive import derive, derive_poll
+from tracker.derive import derive, derive_poll, unaccounted
 from tracker.events import apply
-from tracker.snapshot import STATES, PoolSnapshot
+from tracker.snapshot import FINISHED, STATES, PoolSnapshot
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -47,6 +47,23 @@ def test_vanished_pools_are_recorded_and_leave_the_projection():
     view = fold(None, derive(None, snap(), T0))
     events = derive_poll({"p": view}, [], T0)
     assert [e.type for e in events] == ["pool_vanished"] and apply(view, events[0]) is None
+
+
+@given(known=st.dictionaries(st.sampled_from("abcdef"), st.sampled_from(STATES), max_size=6),
+       listed=st.sets(st.sampled_from("abcdefgh")), gone=st.sets(st.sampled_from("abcdefgh")))
+def test_a_partial_listing_vanishes_only_what_the_api_said_is_gone(known, listed, gone):
+    """Absent from a live-only listing is not vanished: only known pools the API answered 404 for go, while
+    a complete listing (gone=None) vanishes every known pool it lacks; the ones to ask for are exactly the
+    known, unfinished, unlisted pools."""
+    views = {uuid: fold(None, derive(None, snap(uuid=uuid, state=state), T0)) for uuid, state in known.items()}
+    shown = [snap(uuid=uuid, state=known.get(uuid, "Submitted")) for uuid in sorted(listed - gone)]
+
+    def vanished(events):
+        return {e.pool_uuid for e in events if e.type == "pool_vanished"}
+    assert vanished(derive_poll(views, shown, T0, gone=gone)) == known.keys() & gone
+    assert vanished(derive_poll(views, shown, T0)) == known.keys() - (listed - gone)
+    assert set(unaccounted(views, listed - gone)) == {u for u, s in known.items()
+                                                       if s not in FINISHED and u not in listed - gone}
 
 
 snapshots = st.builds(
