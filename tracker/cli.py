@@ -299,7 +299,8 @@ def export(directory, lake_url, tracker_id, batch_rows, config_path, db, url):
 def pools(config_path, db, url, fmt, policy, watch, every):
     """The fleet on one screen: name, uuid, state, slots (running, min, max), queued or running task
     instances, last change, and the advisor's recommendation (the knobs it would change)."""
-    import time
+    import signal
+    import threading
 
     from tracker.client import DaemonError
     from tracker.fleet import fleet, render_fleet, summary
@@ -309,15 +310,21 @@ def pools(config_path, db, url, fmt, policy, watch, every):
     target = target_for(config, url)
     policy = policy or config.advisor.commit_policy
     _check_policy(policy)
-    if watch:   # Ctrl-C stops it even where the parent left SIGINT ignored (a job started with & in a script)
-        import signal
-
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    stopped = threading.Event()
+    if watch:   # Ctrl-C stops it even where the parent left SIGINT ignored (a job started with & in a script),
+        def interrupted(signum, frame):    # and even when DuckDB swallows the KeyboardInterrupt mid-query
+            stopped.set()
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, interrupted)
     try:
         while True:
             try:
                 frame = fleet(target, policy, config.sql.timeout_seconds)
-            except (QueryRefused, StoreError, DaemonError) as exc:
+            except (QueryRefused, StoreError, DaemonError, RuntimeError) as exc:
+                if stopped.is_set():       # Ctrl-C landed mid-query: DuckDB turns it into "Query interrupted"
+                    return
+                if isinstance(exc, RuntimeError):
+                    raise
                 fail(str(exc))
             if watch:
                 click.clear()
@@ -325,9 +332,8 @@ def pools(config_path, db, url, fmt, policy, watch, every):
             if fmt == "table":
                 click.echo(summary(frame))
             click.echo(render_fleet(frame, fmt))
-            if not watch:
+            if not watch or stopped.wait(every):
                 return
-            time.sleep(every)
     except KeyboardInterrupt:
         sys.exit(0)
 
