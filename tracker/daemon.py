@@ -219,8 +219,6 @@ class Daemon:
     def _lake_publisher(self, config: Config, opened) -> Publisher | None:
         if opened is None:
             return None
-        for outcome in ("ok", "failed"):
-            self.metrics.lake_publishes.labels(outcome)
         # Reads wait for a running poll to finish: the poll owns the database first.
         source = _YieldingSource(self.store, self._poll_idle, config.poll.interval_seconds)
         return Publisher(config.lake.url, _tracker_id(config), source, batch_rows=config.lake.batch_rows, opened=opened)

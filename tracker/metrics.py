@@ -321,6 +321,8 @@ class TrackerMetrics:
             self.commits.labels(outcome)
         for reason in RETRY_REASONS:
             self.retries.labels(reason)
+        for outcome in ("ok", "failed"):         # at 0 without [lake] too: PoolTrackerLakeNotPublishing compares them
+            self.lake_publishes.labels(outcome)
 
     def observe_poll(self, result, finished_at: float) -> None:
         self.polls.labels(result.outcome).inc()
