@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tracker.derive import derive_poll
+from tracker.events import Event
 from tracker.snapshot import PoolSnapshot
 from tracker.client import Target
 from tracker.sql import export
@@ -27,6 +28,19 @@ def write(store, snaps, at):
     events = derive_poll(store.views, snaps, at)
     store.append_poll(at, at, events, pools_seen=len(snaps))
     return events
+
+
+def test_a_collector_run_stamped_before_a_poll_is_recorded_at_the_polls_time(store):
+    """A collector stamps its events when its run starts; a poll recorded meanwhile must not make
+    `recorded_at` go back along `seq` (what a demo re-run at 600x showed)."""
+    write(store, [PoolSnapshot("p", "n", "FullyExecuting")], T0 + timedelta(minutes=10))
+    store.append_events([Event("credits_checkpointed", "p", T0, T0, value_new=1.5),
+                         Event("credits_checkpointed", "p", T0 + timedelta(hours=1), T0 + timedelta(hours=1))])
+    rows = store.frame("SELECT type, occurred_at, recorded_at FROM events ORDER BY seq")
+    assert rows.recorded_at.is_monotonic_increasing
+    assert rows.occurred_at.tolist()[-2] == T0.replace(tzinfo=None)          # when it happened is kept
+    assert rows.recorded_at.tolist()[-2:] == [(T0 + timedelta(minutes=10)).replace(tzinfo=None),
+                                              (T0 + timedelta(hours=1)).replace(tzinfo=None)]
 
 
 @pytest.mark.parametrize("sql", ["DELETE FROM events", "INSERT INTO polls VALUES (1)", "DROP TABLE events",

@@ -11,7 +11,7 @@ import os
 import re
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -152,9 +152,14 @@ class Store:
             return poll_id
 
     def append_events(self, events: list[Event]) -> None:
-        """Events that no poll observed (the advisor's decisions), in one transaction."""
+        """Events that no poll observed (the advisor's decisions, the collectors' figures and tasks), in one
+        transaction. A run stamps its events when it starts; a poll may have been recorded since: such
+        events are recorded at the log's last time, so `recorded_at` never goes back along `seq`."""
         if events:
             with self._lock:
+                last = self.last_recorded
+                if last is not None:
+                    events = [e if e.recorded_at >= last else replace(e, recorded_at=last) for e in events]
                 self._write(events, None, None)
 
     def _write(self, events: list[Event], poll_id: int | None, poll_row: list | None) -> None:
