@@ -29,12 +29,18 @@ class CollectResult:
     events: int
 
 
+def poll_gate(poll_idle: threading.Event | None) -> threading.Event:
+    """The daemon's "no poll running" event, or one always set for a collector used on its own."""
+    if poll_idle is None:
+        poll_idle = threading.Event()
+        poll_idle.set()
+    return poll_idle
+
+
 class CostCollector:
     def __init__(self, client: QarnotClient, store: Store, config, poll_idle: threading.Event | None = None) -> None:
         self.client, self.store, self.config = client, store, config
-        self.poll_idle = poll_idle or threading.Event()
-        if poll_idle is None:
-            self.poll_idle.set()
+        self.poll_idle = poll_gate(poll_idle)
         self.last_fetch: dict[str, datetime] = store.last_times(("credits_checkpointed", "carbon_checkpointed"))
         self.account: dict = store.latest_account()   # what the account figures were at the last change
 

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from tracker import tasks as task_rules
 from tracker.api import ApiError, PoolNotFound, QarnotClient
-from tracker.collect import CollectResult
+from tracker.collect import CollectResult, poll_gate
 from tracker.events import Event
 from tracker.logs import event
 from tracker.parse import BadDocument
@@ -28,9 +28,7 @@ from tracker.store import Store
 class TaskCollector:
     def __init__(self, client: QarnotClient, store: Store, config, poll_idle: threading.Event | None = None) -> None:
         self.client, self.store, self.config = client, store, config
-        self.poll_idle = poll_idle or threading.Event()
-        if poll_idle is None:
-            self.poll_idle.set()
+        self.poll_idle = poll_gate(poll_idle)
         # task -> (pool, latest phase recorded, when), for tasks not ended: memory grows with the work in flight,
         # not with history (an ended task listed again by a sweep is looked up in the store)
         self.known: dict[str, tuple[str, str, datetime]] = store.task_phases()

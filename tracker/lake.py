@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from tracker import lake_plan
 from tracker.lake_plan import Span
+from tracker.store import LOG_KEYS, last_key_sql
 
 # One schema per table, whatever the batch holds (an all-null column must not change a file's types).
 # Times are naive UTC, as in the database.
@@ -35,7 +36,6 @@ SCHEMAS = {
                         ("duration_seconds", pa.float64()), ("outcome", pa.string()), ("message", pa.string()),
                         ("pools_seen", pa.int32()), ("events_written", pa.int32())]),
 }
-KEYS = {"events": "seq", "polls": "poll_id"}
 DAYS = {"events": "recorded_at", "polls": "started_at"}   # the column whose UTC date partitions the table
 ORDER = ("polls", "events")
 
@@ -106,7 +106,7 @@ class Publisher:
                     overlaps += len(lake_plan.overlaps(covered))
                     beyond = max((s.last for s in covered), default=0)
                     if beyond > last[table]:
-                        raise LakeError(f"the lake holds {table} up to {KEYS[table]} {beyond} for tracker "
+                        raise LakeError(f"the lake holds {table} up to {LOG_KEYS[table]} {beyond} for tracker "
                                         f"{self.tracker!r} but this database ends at {last[table]}: another "
                                         "database publishes under this tracker id; give each its own lake.tracker_id")
                     rows[table] = 0
@@ -146,7 +146,7 @@ class Publisher:
 
     def _publish_chunk(self, table: str, chunk: Span) -> tuple[list[Span], int]:
         data = _conform(self.source.log_rows(table, chunk.first, chunk.last), SCHEMAS[table])
-        keys = data.column(KEYS[table]).to_pylist()
+        keys = data.column(LOG_KEYS[table]).to_pylist()
         days = pc.strftime(data.column(DAYS[table]), format="%Y-%m-%d").to_pylist()
         written = []
         for span, day, start, stop in lake_plan.day_runs(keys, days, chunk):
@@ -203,13 +203,12 @@ class DaemonSource:
         self._query = query             # (sql, row limit) -> tracker.store.QueryResult
 
     def last_keys(self) -> dict[str, int]:
-        return {table: int(self._query(f"SELECT coalesce(max({key}), 0) FROM {table}", 1).rows[0][0])
-                for table, key in (("events", "seq"), ("polls", "poll_id"))}
+        return {table: int(self._query(last_key_sql(table), 1).rows[0][0]) for table in LOG_KEYS}
 
     def log_rows(self, table: str, first: int, last: int) -> pa.Table:
         import pandas as pd
 
-        key, schema = KEYS[table], SCHEMAS[table]
+        key, schema = LOG_KEYS[table], SCHEMAS[table]
         result = self._query(f"SELECT * FROM {table} WHERE {key} BETWEEN {int(first)} AND {int(last)} ORDER BY {key}",
                              last - first + 1)
         if result.truncated:

@@ -28,6 +28,7 @@ PY_MAX_TIME = "9999-12-31 23:59:59"   # the latest timestamp Python's datetime c
 EVENT_COLUMNS = ("seq", "poll_id", "pool_uuid", "type", "occurred_at", "recorded_at", "state_from", "state_to",
                  "value_old", "value_new", "execution_seconds", "payload")
 ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
+LOG_KEYS = {"events": "seq", "polls": "poll_id"}   # the append-only tables and the key that orders them
 VIEWS_SQL = (Path(__file__).with_name("views.sql")).read_text()
 
 MIGRATIONS = {
@@ -328,12 +329,10 @@ class Store:
         with self._reader() as cursor:
             return cursor.execute("SELECT * FROM polls ORDER BY poll_id").fetch_df()
 
-    LOG_KEYS = {"events": "seq", "polls": "poll_id"}   # the append-only tables and the key that orders them
-
     def log_rows(self, table: str, first: int, last: int) -> pa.Table:
         """Rows of `events` or `polls` whose key is in [first, last], in key order: what the lake publisher
         reads, on its own connection (a reader of the log, never a writer)."""
-        key = self.LOG_KEYS[table]
+        key = LOG_KEYS[table]
         with self._reader() as cursor:
             return cursor.sql(f"SELECT * FROM {table} WHERE {key} BETWEEN $1 AND $2 ORDER BY {key}",
                               params=[int(first), int(last)]).to_arrow_table()
@@ -343,8 +342,7 @@ class Store:
         then belongs to a poll already committed, so a publisher that ships polls up to the second figure
         never ships an event whose poll it lacks."""
         with self._reader() as cursor:
-            return {table: cursor.execute(f"SELECT coalesce(max({key}), 0) FROM {table}").fetchall()[0][0]
-                    for table, key in self.LOG_KEYS.items()}
+            return {table: cursor.execute(last_key_sql(table)).fetchall()[0][0] for table in LOG_KEYS}
 
     def export_parquet(self, directory: str | Path) -> list[Path]:
         """Events and polls as Parquet, Hive-partitioned by date, for engines on other machines
@@ -366,6 +364,11 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._con.close()
+
+
+def last_key_sql(table: str) -> str:
+    """The highest key of a log table, 0 when it is empty (for this store and for a daemon's /sql alike)."""
+    return f"SELECT coalesce(max({LOG_KEYS[table]}), 0) FROM {table}"
 
 
 def _events_table(events: list[Event], first_seq: int, poll_id: int | None) -> pa.Table:
